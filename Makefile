@@ -1,0 +1,53 @@
+# netspec — developer entry points. `make setup` is idempotent and instant once done.
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Installed before the project: pip takes this exact version from local disk as a CPU build,
+# so the project's `torch>=2.1` is already met and no multi-GB CUDA build is downloaded.
+TORCH   := torch==2.13.0
+APT_PKGS := graphviz dataset-fashion-mnist
+MODEL   ?= googlenet
+
+.PHONY: setup sysdeps venv run test clean distclean
+
+setup: sysdeps $(STAMP)
+
+# System packages: Graphviz's `dot` (for draw) and the Fashion-MNIST files (for train).
+sysdeps:
+	@if command -v dot >/dev/null 2>&1 && [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing system packages: $(APT_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \
+	else \
+	  echo "note: not root; please install the system packages: sudo apt-get install $(APT_PKGS)"; \
+	fi
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# The main job. One command per line: each must succeed before the next runs.
+run: setup
+	@mkdir -p build
+	$(BIN)/netspec validate specs/*.yaml
+	$(BIN)/netspec summary $(MODEL)
+	$(BIN)/netspec compile $(MODEL) -o build/$(MODEL).py
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Also removes the virtual environment (the next `make setup` rebuilds it).
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,369 @@
+"""Spec → Graph: templates called, `repeat` unrolled, `when` applied, names built, `from:` resolved.
+
+Nodes are added in a topological order.  Expressions that read the input's shape (`in.channels`) get it from
+shape inference run on demand over the nodes built so far.  A failing item records its error and yields the
+ERROR sentinel, so later independent items are still checked and every error is reported in one run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
+
+import networkx as nx
+
+from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
+from .expr import ExprError, InputShape, evaluate, is_expression, names_used
+from .graph import INPUT, OUTPUT, Scope, inputs_of
+from .ops import OPS, ArgError, ShapeError, check_arg, defaults
+from .shapes import infer_node
+from .source import MDict, MList, key_mark, mark_of
+from .types import check_type, show
+from .validate import Spec, Template, item_kind
+
+MAX_NODES = 100_000
+MAX_TEMPLATE_DEPTH = 64
+NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
+ERROR = "<error>"  # the output of an item that failed; items fed by it are checked but build nothing
+
+
+class _Failed(Exception):
+    """An item cannot go on (its error is already recorded, or it depends on one that failed)."""
+
+
+@dataclass
+class _Frame:
+    names: dict = field(default_factory=dict)     # name → node id, for `from:`
+    later: dict = field(default_factory=dict)     # names declared further down this seq, for a better error
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    env: Mapping[str, object]
+    path: tuple[str, ...]
+    frames: tuple[_Frame, ...]
+    block_input: str
+    calls: tuple[tuple[Template, Mark], ...] = ()
+
+    def child(self, path: tuple[str, ...], frame: _Frame | None = None) -> "_Ctx":
+        return replace(self, path=path, frames=self.frames + (frame or _Frame(),))
+
+
+def expand(spec: Spec) -> nx.DiGraph:
+    return _Expander(spec).run()
+
+
+class _Expander:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.graph = nx.DiGraph(name=spec.name, doc=spec.doc, file=spec.file, params=dict(spec.params),
+                                expect=spec.expect, train=dict(spec.train), scopes={})
+        self.errors: list[SpecError] = []
+        self.paths: dict[str, Mark] = {}
+        self.shapes: dict[str, tuple] = {}
+        self.failed: set[str] = {ERROR}
+
+    # ── driver ────────────────────────────────────────────────────────────────────────────────────────────────
+    def run(self) -> nx.DiGraph:
+        root = self.spec.root
+        ctx = _Ctx(env=MappingProxyType(dict(self.spec.params)), path=(), frames=(), block_input=INPUT)
+        try:
+            shape = self.input_shape(root, ctx)
+            self.graph.add_node(INPUT, op=INPUT, args=MappingProxyType({}), mark=key_mark(root, "input"))
+            self.graph.graph["input_shape"] = self.shapes[INPUT] = shape
+        except _Failed:
+            raise SpecErrors(self.errors)
+        out = self.seq(self.spec.body, ctx.child(()), INPUT)
+        if self.errors:
+            raise SpecErrors(self.errors)
+        self.graph.add_node(OUTPUT, op=OUTPUT, args=MappingProxyType({}), mark=key_mark(root, "body"))
+        self.graph.add_edge(out, OUTPUT, index=0)
+        return self.graph
+
+    def input_shape(self, root: MDict, ctx: _Ctx) -> tuple[int, ...]:
+        raw = root["input"]
+        value = self.value(raw, ctx, mark_of(root, "input"), None)
+        if not isinstance(value, (list, tuple)) or len(value) not in (1, 3) or \
+                any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            self.fail("`input` must be [channels, height, width] or [features] of positive ints",
+                      mark_of(root, "input"), ctx, expected="e.g. [1, 28, 28]", found=repr(value))
+        return tuple(value)
+
+    # ── errors ────────────────────────────────────────────────────────────────────────────────────────────────
+    def fail(self, message: str, mark: Mark, ctx: _Ctx, **fields) -> None:
+        notes = tuple(Note(f"in template `{t.name}` (defined at {t.mark}), called at", call)
+                      for t, call in reversed(ctx.calls))
+        self.errors.append(SpecError(message, mark, notes=notes, **fields))
+        raise _Failed
+
+    # ── items ─────────────────────────────────────────────────────────────────────────────────────────────────
+    def seq(self, items: MList, ctx: _Ctx, inp: str) -> str:
+        frame = ctx.frames[-1]
+        for i, item in enumerate(items):
+            if isinstance(item, MDict) and isinstance(item.get("name"), str) and not is_expression(item["name"]):
+                frame.later.setdefault(item["name"], mark_of(items, i))
+        for i in range(len(items)):
+            inp = self.item(items, i, ctx, inp)
+        return inp
+
+    def item(self, parent, index: int, ctx: _Ctx, inp: str, path: tuple[str, ...] | None = None) -> str:
+        """Expands parent[index]; returns its output node (ERROR when it failed).  `path` given: the item is a
+        template's body and takes the call's path instead of a name of its own."""
+        try:
+            return self._item(parent, index, ctx, inp, path)
+        except _Failed:
+            return ERROR
+
+    def _item(self, parent, index: int, ctx: _Ctx, inp: str, path) -> str:
+        item, mark = parent[index], mark_of(parent, index)
+        kind, _ = item_kind(item)
+        mods = item if isinstance(item, MDict) else {}
+        raw_name = mods.get("name")
+        frame = ctx.frames[-1]
+        sources = self.sources(item, kind, ctx, inp, mark)
+        if "when" in mods:
+            cond = self.value(mods["when"], ctx, mark_of(item, "when"), sources[0])
+            if not isinstance(cond, bool):
+                self.fail("`when` must be true or false", mark_of(item, "when"), ctx, found=repr(cond))
+            if not cond:
+                if len(sources) > 1:
+                    self.fail("a skipped item with several `from:` inputs has no single output", mark, ctx)
+                return self.register(frame, raw_name, sources[0], item, ctx)
+        value = item[kind] if isinstance(item, MDict) else None
+        if "repeat" in mods:
+            out = self.repeat(item, index, kind, value, ctx, sources, path)
+        else:
+            own = path if path is not None else ctx.path + (self.name(raw_name, index, ctx, mark),)
+            out = self.kind(kind, value, item, mark, ctx, own, sources)
+        return self.register(frame, raw_name, out, item, ctx)
+
+    def register(self, frame: _Frame, raw_name, out: str, item, ctx: _Ctx) -> str:
+        if isinstance(raw_name, (str, int)) and not is_expression(raw_name):
+            frame.names[str(raw_name)] = out
+        return out
+
+    def name(self, raw, index: int, ctx: _Ctx, mark: Mark) -> str:
+        if raw is None:
+            return str(index)
+        value = self.value(raw, ctx, mark, None) if is_expression(raw) else raw
+        text = str(value)
+        if isinstance(value, bool) or not NAME_RE.match(text):
+            self.fail(f"invalid name {text!r}", mark, ctx, expected="letters, digits and _ (not starting with a "
+                      "digit), or a plain number", found=repr(text))
+        return text
+
+    def claim(self, path: tuple[str, ...], mark: Mark, ctx: _Ctx) -> str:
+        dotted = ".".join(path)
+        if dotted in (INPUT, OUTPUT):
+            self.fail(f"the name `{dotted}` is reserved", mark, ctx, hint="choose another name")
+        if dotted in self.paths:
+            self.fail(f"duplicate name `{dotted}`", mark, ctx, hint="give one of them another `name:`",
+                      notes=(Note("first used at", self.paths[dotted]),))
+        self.paths[dotted] = mark
+        return dotted
+
+    def sources(self, item, kind: str, ctx: _Ctx, inp: str, mark: Mark) -> list[str]:
+        """The item's inputs: its `from:` (also accepted inside a merge op's mapping), else the previous output."""
+        refs, holder, key = None, None, None
+        if isinstance(item, MDict) and "from" in item:
+            refs, holder, key = item["from"], item, "from"
+        elif isinstance(item, MDict) and isinstance(item.get(kind), MDict) and "from" in item[kind]:
+            refs, holder, key = item[kind]["from"], item[kind], "from"
+        if refs is None:
+            return [inp]
+        refs = list(refs) if isinstance(refs, list) else [refs]
+        return [self.lookup(ref, ctx, mark_of(holder, key)) for ref in refs]
+
+    def lookup(self, ref: str, ctx: _Ctx, mark: Mark) -> str:
+        if ref == "input":
+            return ctx.block_input
+        for frame in reversed(ctx.frames):
+            if ref in frame.names:
+                return frame.names[ref]
+        visible = [n for f in ctx.frames for n in f.names] + ["input"]
+        if any(ref in f.later for f in ctx.frames):
+            later = next(f.later[ref] for f in ctx.frames if ref in f.later)
+            self.fail(f"`from: {ref}` names a node defined later (at {later})", mark, ctx,
+                      hint="`from:` can only name earlier nodes; move the item or reorder the seq")
+        self.fail(f"`from:` names an unknown node `{ref}`", mark, ctx, expected="an earlier named node or `input`",
+                  found=f"`{ref}`", hint=did_you_mean(ref, visible) or "visible here: " + ", ".join(visible))
+
+    def repeat(self, item: MDict, index: int, kind: str, value, ctx: _Ctx, sources: list[str], path) -> str:
+        mark = mark_of(item, "repeat")
+        count = self.value(item["repeat"], ctx, mark, sources[0])
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.fail("`repeat` must be a non-negative int", mark, ctx, found=repr(count))
+        if count > MAX_NODES:
+            self.fail(f"`repeat: {count:,}` exceeds the limit of {MAX_NODES:,} nodes per network", mark, ctx)
+        var = item.get("as")
+        raw_name = item.get("name")
+        per_iteration = var is not None and is_expression(raw_name) and var in self.names_in(raw_name, ctx, mark)
+        base = path if path is not None else ctx.path + ((self.name(raw_name, index, ctx, mark),) if not per_iteration else ())
+        if not per_iteration:
+            self.graph.graph["scopes"].setdefault(self.claim(base, mark, ctx), Scope(".".join(base), "repeat", item.mark))
+        cur = sources
+        for i in range(count):
+            it_ctx = replace(ctx, env=MappingProxyType({**ctx.env, var: i})) if var else ctx
+            it_path = ctx.path + (self.name(raw_name, 0, it_ctx, item.mark),) if per_iteration else base + (str(i),)
+            cur = [self.kind(kind, value, item, item.mark, it_ctx, it_path, cur)]
+        return cur[0]
+
+    def names_in(self, text, ctx: _Ctx, mark: Mark) -> frozenset:
+        try:
+            return names_used(str(text))
+        except ExprError as err:
+            self.fail(f"in `{text}`: {err.message}", mark, ctx, hint=err.hint)
+
+    def kind(self, kind: str, value, item, mark: Mark, ctx: _Ctx, path: tuple[str, ...], sources: list[str]) -> str:
+        if kind == "seq":
+            self.graph.graph["scopes"].setdefault(self.claim(path, mark, ctx), Scope(".".join(path), "seq", mark))
+            if len(sources) > 1:
+                self.fail("a seq takes one input, but `from:` names several", mark, ctx)
+            return self.seq(value, ctx.child(path), sources[0])
+        if kind in ("concat", "add") and isinstance(value, MList):
+            return self.branches(kind, value, mark, ctx, path, sources)
+        if kind in self.spec.templates:
+            return self.call(self.spec.templates[kind], value, item, mark, ctx, path, sources)
+        return self.op(kind, value, item, mark, ctx, path, sources)
+
+    def branches(self, kind: str, branches: MList, mark: Mark, ctx: _Ctx, path, sources: list[str]) -> str:
+        if len(sources) > 1:
+            self.fail(f"{kind} with branches takes one input, but `from:` names several", mark, ctx)
+        self.graph.graph["scopes"].setdefault(self.claim(path, mark, ctx), Scope(".".join(path), kind, mark))
+        outs = []
+        for i, branch in enumerate(branches):
+            if isinstance(branch, MList):
+                branch_path = path + (str(i),)
+                if branch:
+                    self.claim(branch_path, mark_of(branches, i), ctx)
+                outs.append(self.seq(branch, ctx.child(branch_path), sources[0]))
+            else:
+                outs.append(self.item(branches, i, ctx.child(path), sources[0]))
+        return self.op(kind, None, None, mark, ctx, path + (kind,), outs)
+
+    # ── ops and templates ─────────────────────────────────────────────────────────────────────────────────────
+    def op(self, name: str, raw, item, mark: Mark, ctx: _Ctx, path, sources: list[str]) -> str:
+        op = OPS[name]
+        args = self.op_args(op, raw, mark, ctx, sources[0])
+        if len(sources) < op.min_inputs:
+            self.fail(f"`{name}` needs at least {op.min_inputs} inputs", mark, ctx,
+                      hint="give branches (a list) or `from: [a, b]`")
+        if op.max_inputs and len(sources) > op.max_inputs:
+            self.fail(f"`{name}` takes one input, but `from:` names {len(sources)}", mark, ctx)
+        node = self.claim(path, mark, ctx)
+        if any(s in self.failed for s in sources):
+            self.failed.add(node)
+            raise _Failed
+        if self.graph.number_of_nodes() >= MAX_NODES:
+            self.fail(f"the network has more than {MAX_NODES:,} nodes", mark, ctx)
+        self.graph.add_node(node, op=name, args=MappingProxyType(args), mark=mark)
+        for i, src in enumerate(sources):
+            self.graph.add_edge(src, node, index=i)
+        return node
+
+    def op_args(self, op, raw, mark: Mark, ctx: _Ctx, inp: str) -> dict:
+        args = defaults(op)
+        given = raw if isinstance(raw, MDict) else {}
+        for key, value in given.items():
+            if key == "from":
+                continue
+            vmark = mark_of(given, key)
+            try:
+                args[key] = check_arg(op.params[key], self.value(value, ctx, vmark, inp))
+            except ArgError as err:
+                self.fail(f"{op.name}: invalid `{key}`", vmark, ctx, expected=err.expected, found=err.found,
+                          hint=op.params[key].doc)
+        missing = [k for k, p in op.params.items() if p.required and k not in given]
+        if missing:
+            example = ", ".join(f"{k}: …" for k in missing)
+            self.fail(f"{op.name}: missing required param{'s' if len(missing) > 1 else ''} "
+                      + ", ".join(f"`{k}`" for k in missing), mark, ctx, expected=f"`{op.name}: {{{example}}}`")
+        return args
+
+    def call(self, template: Template, raw, item, mark: Mark, ctx: _Ctx, path, sources: list[str]) -> str:
+        if len(ctx.calls) >= MAX_TEMPLATE_DEPTH:
+            self.fail(f"templates nested more than {MAX_TEMPLATE_DEPTH} deep", mark, ctx)
+        if any(t.name == template.name for t, _ in ctx.calls):
+            self.fail(f"template `{template.name}` calls itself", mark, ctx, hint="templates may not be recursive; "
+                      "use `repeat` for repeated structure")
+        if len(sources) > 1:
+            self.fail(f"template `{template.name}` takes one input, but `from:` names several", mark, ctx)
+        args = self.template_args(template, raw, mark, ctx, sources[0])
+        dotted = self.claim(path, mark, ctx)
+        self.graph.graph["scopes"][dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(args))
+        inner = _Ctx(env=MappingProxyType(args), path=path, frames=(_Frame(),), block_input=sources[0],
+                     calls=ctx.calls + ((template, mark),))
+        self.paths.pop(dotted)  # the body item claims the same path for its own scope
+        holder = MList(template.body.mark)
+        holder.append(template.body)
+        holder.item_marks.append(template.body.mark)
+        out = self._item(holder, 0, inner, sources[0], path)
+        self.paths.setdefault(dotted, mark)
+        return out
+
+    def template_args(self, template: Template, raw, mark: Mark, ctx: _Ctx, inp: str) -> dict:
+        given = raw if isinstance(raw, MDict) else {}
+        where = (Note(f"template `{template.name}` is defined at", template.mark),)
+        args = {}
+        for key, value in given.items():
+            vmark = key_mark(given, key)
+            if key not in template.params:
+                self.fail(f"template `{template.name}` has no param `{key}`", vmark, ctx,
+                          expected="one of " + (", ".join(f"`{p}`" for p in template.params) or "(none)"),
+                          found=f"`{key}`", hint=did_you_mean(key, template.params), notes=where)
+            args[key] = self.value(value, ctx, mark_of(given, key), inp)
+        for name, param in template.params.items():
+            if name not in args:
+                if param.required:
+                    self.fail(f"template `{template.name}`: missing argument `{name}` ({show(param.type)})", mark, ctx,
+                              expected=f"`{template.name}: {{{name}: …}}`", hint=param.doc or None, notes=where)
+                inner = _Ctx(env=MappingProxyType(args), path=ctx.path, frames=ctx.frames, block_input=inp,
+                             calls=ctx.calls)
+                args[name] = self.value(param.default, inner, param.mark, inp)
+            problem = check_type(param.type, args[name])
+            if problem:
+                self.fail(f"template `{template.name}`: argument `{name}`: {problem}",
+                          mark_of(given, name) if name in given else mark, ctx, expected=show(param.type),
+                          found=repr(args[name]), notes=where)
+        return args
+
+    # ── values ────────────────────────────────────────────────────────────────────────────────────────────────
+    def value(self, raw, ctx: _Ctx, mark: Mark, inp: str | None):
+        """Evaluates `$` expressions inside a value (recursively in lists)."""
+        if isinstance(raw, list):
+            return [self.value(v, ctx, mark_of(raw, i, mark), inp) for i, v in enumerate(raw)]
+        if not is_expression(raw):
+            return raw
+        lazy = (lambda: InputShape(self.shape_of(inp, ctx))) if inp is not None else None
+        try:
+            return evaluate(raw, ctx.env, lazy)
+        except ExprError as err:
+            self.fail(f"in `{raw}`: {err.message}" if len(raw) <= 80 else f"in an expression: {err.message}",
+                      mark, ctx, hint=err.hint)
+
+    def shape_of(self, node: str, ctx: _Ctx) -> tuple[int, ...]:
+        """The inferred shape of an already built node, inferring (in build order) what is not known yet."""
+        if node in self.failed:
+            raise _Failed
+        if node not in self.shapes:
+            for pending in self.graph.nodes:
+                if pending in self.shapes:
+                    continue
+                ins = [self.shapes.get(s) for s in inputs_of(self.graph, pending)]
+                if any(s is None for s in ins):
+                    self.failed.add(pending)
+                    continue
+                try:
+                    self.shapes[pending] = infer_node(self.graph.nodes[pending], ins).shape
+                except ShapeError as err:
+                    self.failed.add(pending)
+                    self.errors.append(SpecError(err.message, self.graph.nodes[pending]["mark"],
+                                                 expected=err.expected, found=err.found, hint=err.hint))
+                if pending == node:
+                    break
+        if node not in self.shapes:
+            raise _Failed
+        return self.shapes[node]
+

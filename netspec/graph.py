@@ -1,0 +1,67 @@
+"""The graph IR: a networkx DiGraph of op nodes plus `input` and `output`, and its attribute contract.
+
+Node id = the node's stable dotted name (`b3.0.1.2`), which is also its module's name in the compiled model.
+Insertion order is a topological order (a node is only added after its inputs); every phase relies on it.
+
+    graph.graph: name, doc, file, params (resolved network params), input_shape, expect, train,
+                 scopes: {dotted path: Scope} for every template call, named seq, branch set and repeat
+    node attrs:  op (an OPS name, or "input"/"output"), args (MappingProxyType of checked args), mark (Mark)
+    edge attrs:  index (the input's position: concat order, add order)
+ShapedGraph (shapes.py) adds to each node: shape (tuple), in_shapes (list of tuples), params (int), macs (int).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+import networkx as nx
+
+from .errors import Mark, SpecError
+
+INPUT, OUTPUT = "input", "output"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named group of nodes: a template call, a named seq, a concat/add's branches or a repeat."""
+
+    path: str
+    kind: str                      # template | seq | concat | add | repeat
+    mark: Mark
+    template: str | None = None
+    args: Mapping[str, object] | None = None
+
+
+def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
+    """A node's inputs in order (edge attribute `index`)."""
+    preds = [(data["index"], src) for src, _, data in graph.in_edges(node, data=True)]
+    return [src for _, src in sorted(preds)]
+
+
+def op_nodes(graph: nx.DiGraph) -> Iterator[str]:
+    return (n for n in graph.nodes if n not in (INPUT, OUTPUT))
+
+
+def scopes_of(graph: nx.DiGraph, node: str) -> list[Scope]:
+    """The scopes a node sits in, outermost first."""
+    scopes = graph.graph.get("scopes", {})
+    parts = node.split(".")
+    return [scopes[p] for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in scopes]
+
+
+def lint(graph: nx.DiGraph) -> list[SpecError]:
+    """Problems that are not errors: nodes whose output never reaches the network's output, and cycles (which
+    expansion cannot create; checked so that a hand-built or transformed graph is caught too)."""
+    problems: list[SpecError] = []
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        problems.append(SpecError("the graph has a cycle: " + " → ".join(src for src, _ in cycle),
+                                  graph.nodes[cycle[0][0]].get("mark", Mark(graph.graph.get("file", "?"), 1, 1))))
+        return problems
+    used = nx.ancestors(graph, OUTPUT) | {OUTPUT} if OUTPUT in graph else set()
+    for node in op_nodes(graph):
+        if node not in used:
+            problems.append(SpecError(f"the output of `{node}` ({graph.nodes[node]['op']}) is never used",
+                                      graph.nodes[node]["mark"], hint="remove it, or name it in a later `from:`"))
+    return problems

@@ -1,0 +1,199 @@
+"""Builds the JSON Schema (draft 2020-12) of the spec language; the op part comes from the op table.
+
+`python -m netspec.schema_gen` rewrites `netspec/schema/netspec.schema.json`; a test fails when the shipped file
+is stale.  The schema checks structure only; meaning (names, types after evaluation, shapes) is checked later.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .ops import OPS, Param
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "netspec.schema.json"
+SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MODIFIERS = ("name", "from", "when", "repeat", "as", "doc")
+COMPOSITES = ("seq", "concat", "add")
+TRAIN_KEYS = {
+    "lr": ({"type": "number", "exclusiveMinimum": 0}, "learning rate"),
+    "epochs": ({"type": "integer", "minimum": 0}, "passes over the training set"),
+    "batch_size": ({"type": "integer", "minimum": 1}, "examples per step (over all processes)"),
+    "resize": ({"type": ["integer", "null"], "minimum": 1}, "resize the images to this side length; null keeps them"),
+    "optimizer": ({"enum": ["sgd", "momentum", "adamw"]}, "sgd (plain, as the course), momentum (0.9, Nesterov) or adamw"),
+    "momentum": ({"type": "number", "minimum": 0, "maximum": 1}, "momentum for optimizer momentum"),
+    "weight_decay": ({"type": "number", "minimum": 0}, "L2 penalty (decoupled for adamw)"),
+    "schedule": ({"enum": ["constant", "cosine", "onecycle"]}, "learning-rate schedule over the run"),
+    "warmup_epochs": ({"type": "number", "minimum": 0}, "linear warm-up length for cosine"),
+    "label_smoothing": ({"type": "number", "minimum": 0, "maximum": 1}, "cross-entropy label smoothing"),
+    "init": ({"enum": ["xavier", "default"]}, "xavier: xavier_uniform_ on conv/linear weights (the course); "
+             "default: PyTorch's own initialization"),
+    "data": ({"type": "string"}, "data set: fashion-mnist, mnist, cifar10, folder:PATH or synthetic"),
+    "augment": ({"type": "array", "items": {"enum": ["flip", "crop"]}},
+                "train-time augmentations done on the device: flip (horizontal), crop (random 2-pixel shifts)"),
+    "eval_batch_size": ({"type": "integer", "minimum": 1}, "batch size for evaluation"),
+    "seed": ({"type": "integer"}, "random seed"),
+}
+
+
+def _d(schema: dict, description: str) -> dict:
+    return {"description": description, **schema}
+
+
+def _param_schema(param: Param) -> dict:
+    expr = {"$ref": "#/$defs/expression"}
+    integer = {"type": "integer"} | ({"minimum": int(param.minimum)} if param.minimum is not None else {})
+    pair = {"type": "array", "items": {"anyOf": [integer, expr]}, "minItems": 2, "maxItems": 2}
+    number = {"type": "number"} | ({"minimum": param.minimum} if param.minimum is not None else {}) \
+        | ({"exclusiveMaximum": param.below} if param.below is not None else {})
+    shapes = {
+        "int": [integer, expr],
+        "float": [number, expr],
+        "bool": [{"type": "boolean"}, expr],
+        "str": [{"enum": list(param.choices)} if param.choices else {"type": "string"}, expr],
+        "int2": [integer, pair, expr] + ([{"type": "null"}] if param.default is None and not param.required else []),
+        "padding": [integer, pair, {"enum": ["same", "valid"]}, expr],
+        "size": [integer, pair, {"type": "null"}, expr],
+    }[param.type]
+    default = "" if param.required else f" Default: {json.dumps(param.default)}."
+    return {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
+
+
+def _op_schema(op) -> dict:
+    schema = {
+        "description": f"`{op.name}`: {op.doc}",
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {name: _param_schema(p) for name, p in op.params.items()},
+    }
+    required = [name for name, p in op.params.items() if p.required]
+    if required:
+        schema["required"] = required
+    if op.family == "merge":
+        schema["properties"]["from"] = _d({"$ref": "#/$defs/from"}, "the nodes to merge (sugar for the item's `from`)")
+        schema["type"] = ["object", "null", "array"]
+        schema = {"description": schema["description"], "anyOf": [
+            {k: v for k, v in schema.items() if k != "description"} | {"type": ["object", "null"]},
+            _d({"$ref": "#/$defs/branches"}, "parallel branches from the same input, merged")]}
+    return schema
+
+
+def _item_properties() -> dict:
+    props = {
+        "name": _d({"type": ["string", "integer"]}, "the node's name in its scope (and in the state_dict); may be an "
+                   "expression such as \"layer${i+1}\"; unnamed items are named by their index in the seq"),
+        "from": _d({"$ref": "#/$defs/from"}, "earlier named node(s), or `input` (the enclosing block's input), that "
+                   "feed this item instead of the previous item"),
+        "when": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+                   "when false, the item is skipped and passes its input through"),
+        "repeat": _d({"anyOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/expression"}]},
+                     "repeat the item this many times, chained"),
+        "as": _d({"type": "string", "pattern": NAME_PATTERN}, "the index variable of `repeat` (0-based)"),
+        "doc": _d({"type": "string"}, "a note for readers"),
+        "seq": _d({"$ref": "#/$defs/seq"}, "items applied one after another"),
+    }
+    for name, op in OPS.items():
+        props[name] = _op_schema(op)
+    return props
+
+
+def build_schema() -> dict:
+    item_props = _item_properties()
+    template_args = _d({"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/value"}},
+                       "a call of a block template with its arguments")
+    item_map = {"type": "object", "minProperties": 1, "properties": item_props, "additionalProperties": template_args}
+    block = {
+        "type": "object", "additionalProperties": template_args,
+        "properties": item_props | {
+            "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
+            "params": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+                          "additionalProperties": {"$ref": "#/$defs/template_param"}},
+                         "typed parameters: `int`, `float`, `bool`, `str`, `list`, `any`, a list of types for a "
+                         "fixed-length list, or {type, default, doc}"),
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "netspec network spec or block library",
+        "description": "A convolutional network (or a library of block templates) as data; see docs/spec-format.md.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["netspec"],
+        "properties": {
+            "netspec": _d({"const": 1}, "format version of the spec language; this netspec reads version 1"),
+            "name": _d({"type": "string", "pattern": NAME_PATTERN}, "the network's name (also the run folder's)"),
+            "doc": _d({"type": "string"}, "one line shown by `netspec list`, then details"),
+            "imports": _d({"type": "array", "items": {"type": "string"}},
+                          "block libraries, relative to this file or in the built-in library"),
+            "params": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+                          "additionalProperties": {"$ref": "#/$defs/model_param"}},
+                         "network parameters with defaults; override with `--set k=v` or netspec.load(..., k=v)"),
+            "input": _d({"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/int_or_expression"},
+                                    "minItems": 1, "maxItems": 3}, {"$ref": "#/$defs/expression"}]},
+                        "input shape without the batch: [channels, height, width] or [features]"),
+            "blocks": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+                          "additionalProperties": {"$ref": "#/$defs/block"}}, "block templates defined here"),
+            "body": _d({"$ref": "#/$defs/seq"}, "the network: items applied in order"),
+            "expect": _d({"type": "object", "additionalProperties": False, "properties": {
+                "params": _d({"type": "integer", "minimum": 0}, "exact number of trainable parameters"),
+                "output": _d({"type": "array", "items": {"type": "integer"}}, "output shape without the batch"),
+                "macs": _d({"anyOf": [{"type": "integer", "minimum": 0},
+                                      {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
+                           "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
+            }}, "facts checked at every compile; a mismatch is an error"),
+            "train": _d({"type": "object", "additionalProperties": False,
+                         "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
+                        "the training recipe used by `netspec train` (flags override it)"),
+        },
+        "$defs": {
+            "expression": _d({"type": "string", "pattern": r"^\$"},
+                             "a `$` expression: $name, or ${...} with arithmetic, params, loop variables and "
+                             "in.channels|height|width"),
+            "int_or_expression": _d({"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/$defs/expression"}]},
+                                    "a positive int or an expression"),
+            "value": _d({"anyOf": [{"type": ["string", "number", "boolean", "null"]},
+                                   {"type": "array", "items": {"$ref": "#/$defs/value"}}]},
+                        "a template argument: a scalar, a list or an expression"),
+            "from": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+                       "one name or a list of names"),
+            "item": _d({"anyOf": [_d({"type": "string"}, "an op or template with no arguments, e.g. `relu`"),
+                                  {"$ref": "#/$defs/item_map"}]}, "one step of a network or block"),
+            "item_map": _d(item_map, "an op, template call, seq, concat or add, with optional name/from/when/repeat"),
+            "seq": _d({"type": "array", "items": {"$ref": "#/$defs/item"}}, "items applied one after another"),
+            "branches": _d({"type": "array", "minItems": 1, "items": {"anyOf": [
+                {"$ref": "#/$defs/seq"}, {"$ref": "#/$defs/item"}]}},
+                "parallel branches, each a list of items (empty: the identity) or one item"),
+            "block": _d(block, "a block template: an item with typed params and a doc"),
+            "template_param": _d({"anyOf": [
+                {"type": "string"}, {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": False, "required": ["type"], "properties": {
+                    "type": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                               "the param's type"),
+                    "default": _d({"$ref": "#/$defs/value"}, "value when the call omits it"),
+                    "doc": _d({"type": "string"}, "what the param means")}}]}, "a typed template parameter"),
+            "model_param": _d({"anyOf": [{"$ref": "#/$defs/value"}, {
+                "type": "object", "additionalProperties": False, "required": ["default"], "properties": {
+                    "type": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                               "the param's type (inferred from the default when omitted)"),
+                    "default": _d({"$ref": "#/$defs/value"}, "the value unless overridden"),
+                    "doc": _d({"type": "string"}, "what the param means")}}]},
+                "a network parameter: its default value, or {default, type, doc}"),
+        },
+    }
+
+
+def render_schema() -> str:
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    SCHEMA_PATH.write_text(render_schema(), encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
