@@ -1,0 +1,46 @@
+"""The built-in specs and blocks with their one-line docs and params, for `netspec list`.  No torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import SpecErrors
+from .source import MDict, builtin_root, read_document
+from .types import show
+from .validate import _template_params
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    doc: str
+    params: dict = field(default_factory=dict)
+
+
+def first_line(doc) -> str:
+    return str(doc or "").strip().split("\n")[0]
+
+
+def catalog() -> tuple[list[Entry], list[Entry]]:
+    """(network specs, block templates), sorted by name; files that fail to parse are listed with the error."""
+    root = builtin_root()
+    specs, blocks = [], []
+    for path in sorted(root.rglob("*.yaml")):
+        name = str(path.relative_to(root).with_suffix(""))
+        try:
+            data = read_document(path).data
+        except SpecErrors as err:
+            specs.append(Entry(name, f"(unreadable: {err.errors[0].message})"))
+            continue
+        if not isinstance(data, MDict):
+            continue
+        if "body" in data:
+            params = {k: (v.get("default") if isinstance(v, MDict) else v) for k, v in (data.get("params") or {}).items()}
+            specs.append(Entry(name, first_line(data.get("doc")), params))
+        for block, definition in (data.get("blocks") or {}).items():
+            if not isinstance(definition, MDict):
+                continue
+            decls, _ = _template_params(definition.get("params") or MDict(definition.mark))
+            params = {k: show(p.type) + ("" if p.required else f" = {p.default}") for k, p in decls.items()}
+            blocks.append(Entry(block, first_line(definition.get("doc")), params))
+    return specs, sorted(blocks, key=lambda e: e.name)
