@@ -1,10 +1,7 @@
-"""The safe `$` expression language of spec files.
-
-A YAML string that contains `$` is evaluated here: `$name[0]` (bare: everything after `$`), `${expr}` (the
-whole string is one expression and keeps its type) or text with `${...}` parts (`"layer${i+1}"`, a str).
-`$$` is a literal `$`.  Expressions are parsed with `ast` and walked by hand over a whitelist of node
-types; nothing is ever compiled or eval'ed, and every size is bounded so a spec cannot hang or eat memory.
-"""
+"""The safe `$` expressions of spec files: `$name[0]` (everything after `$`), `${expr}` (the whole string
+is one expression and keeps its type) or text with `${...}` parts (`"layer${i+1}"`, a str); `$$` is a `$`.
+Expressions are parsed with `ast` and walked by hand over a whitelist; nothing is compiled or eval'ed, and
+every size is bounded so that a spec cannot hang or eat memory."""
 
 from __future__ import annotations
 
@@ -12,7 +9,9 @@ import ast
 import io
 import math
 import operator
+import re
 import tokenize
+import warnings
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -29,9 +28,12 @@ MAX_SEQUENCE = 10_000      # characters of a computed str, elements of a compute
 # Being as long as `in`, it keeps every column unchanged; a user who types it merely gets `in`.
 _IN = "\u026a\u0274"
 _IN_ATTRS = ("channels", "height", "width", "features", "shape")
-_IN_ONLY = "only " + ", ".join(f"in.{attr}" for attr in _IN_ATTRS)
+_IN_LIST = ", ".join(f"in.{attr}" for attr in _IN_ATTRS)
 _CONSTANTS = MappingProxyType({"true": True, "false": False, "null": None})  # as YAML users type them
 _SEQUENCES = (str, list, tuple)
+_NUMBERS = (int, float)  # bool included, as in Python: True + 1 == 2
+_TOO_LARGE = "`{src}` is too large: numbers are limited to 10**18 in size"
+_BRACE_TOKENS = re.compile(r"""'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[{}]""")  # quoted strings and braces
 
 
 class ExprError(Exception):
@@ -45,8 +47,7 @@ class ExprError(Exception):
 
 @dataclass(frozen=True)
 class InputShape:
-    """The value bound to `in`: the shape of one sample, without the batch dimension.  channels, height
-    and width are defined only for a 3-D (C, H, W) input and are None otherwise."""
+    """The value bound to `in`: one sample's shape (no batch dim); channels/height/width need 3-D (C, H, W)."""
 
     shape: tuple[int, ...]
 
@@ -65,8 +66,7 @@ def is_expression(value: object) -> bool:
     return isinstance(value, str) and "$" in value.replace("$$", "")
 
 
-def evaluate(text: str, env: Mapping[str, object],
-             lazy_in: Callable[[], InputShape] | None = None) -> object:
+def evaluate(text: str, env: Mapping[str, object], lazy_in: Callable[[], InputShape] | None = None) -> object:
     """The value of a spec string: typed for `$x` and `${x}`, a str for interpolation, else `text` itself."""
     if not isinstance(text, str) or "$" not in text:
         return text
@@ -79,8 +79,7 @@ def evaluate(text: str, env: Mapping[str, object],
     except _InputFailure as caught:
         failure = caught.args[0]
     except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as exc:
-        # A safety net: known failures are reported where they happen; this only makes sure nothing but
-        # ExprError reaches the caller (str() of a 5000-digit int from env, say).
+        # A safety net, so that only ExprError escapes (str() of a 5000-digit int in an env list, say).
         raise ExprError(f"cannot evaluate expression: {exc}") from None
     raise failure  # outside the except block, so the error's own context is left untouched
 
@@ -89,16 +88,11 @@ def names_used(text: str) -> frozenset[str]:
     """The free names an expression string references (`in` included), without evaluating it."""
     if not isinstance(text, str) or "$" not in text:
         return frozenset()
-    found: set[str] = set()
-    for part in _split(text)[1]:
-        if isinstance(part, _Part):
-            called = {id(n.func) for n in ast.walk(part.tree) if isinstance(n, ast.Call)}
-            found.update("in" if n.id == _IN else n.id for n in ast.walk(part.tree)
-                         if isinstance(n, ast.Name) and id(n) not in called and n.id not in _CONSTANTS)
-    return frozenset(found)
+    nodes = [node for part in _split(text)[1] if isinstance(part, _Part) for node in ast.walk(part.tree)]
+    called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}  # `min` in min(x) is no name
+    return frozenset("in" if node.id == _IN else node.id for node in nodes
+                     if isinstance(node, ast.Name) and id(node) not in called and node.id not in _CONSTANTS)
 
-
-# ---------------------------------------------------------------------------------------------- parsing
 
 @dataclass(frozen=True)
 class _Part:
@@ -131,8 +125,7 @@ def _position(code: str, line: int | None, col: int | None, in_bytes: bool) -> i
 
 
 def _split(text: str) -> tuple[bool, list[str | _Part]]:
-    """(whole, parts): literal text and parsed expressions; `whole` when the string is one expression
-    whose value keeps its type."""
+    """(whole, parts): literal text and parsed expressions; whole when one expression keeps its type."""
     if len(text) > MAX_EXPR_LENGTH:
         raise ExprError(f"expression is {len(text):,} characters long; the limit is {MAX_EXPR_LENGTH}")
     if text.startswith("$") and not text.startswith(("${", "$$")):
@@ -149,42 +142,36 @@ def _split(text: str) -> tuple[bool, list[str | _Part]]:
         end = _closing_brace(text, i + 2)
         if end is None:
             raise ExprError("`${` is never closed: missing `}`", i)
-        parts += [literal, _parse(text[i + 2:end], i + 2)] if literal else [_parse(text[i + 2:end], i + 2)]
+        parts += [literal, _parse(text[i + 2:end], i + 2)]
         literal, pos = "", end + 1
-    parts += [literal + text[pos:]] if literal + text[pos:] else []
+    parts = [part for part in parts + [literal + text[pos:]] if part != ""]
     return len(parts) == 1 and isinstance(parts[0], _Part), parts
 
 
 def _closing_brace(text: str, start: int) -> int | None:
-    """Index of the `}` closing a `${` whose body starts at `start`, skipping braces inside quotes."""
-    depth, quote, i = 1, None, start
-    while i < len(text):
-        char = text[i]
-        if quote:
-            i += char == "\\"  # skip the escaped character
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "{}":
-            depth += 1 if char == "{" else -1
-            if depth == 0:
-                return i
-        i += 1
+    """Index of the `}` closing a `${` whose body starts at `start`; braces inside quotes do not count."""
+    depth = 1
+    for token in _BRACE_TOKENS.finditer(text, start):
+        depth += {"{": 1, "}": -1}.get(token.group(), 0)
+        if depth == 0:
+            return token.start()
     return None
 
 
 def _parse(text: str, base: int) -> _Part:
     stripped = text.lstrip()  # ast.parse rejects leading indentation, and users write `${ a + b }`
     base += len(text) - len(stripped)
-    if not stripped.strip():
+    if not stripped:
         raise ExprError("empty expression: write a name or a value after `$`", base)
     code = _rewrite_in(stripped)
     try:
-        tree = ast.parse(code, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # `1if x` or '\d' would print a warning; refuse them instead
+            tree = ast.parse(code, mode="eval")
     except SyntaxError as exc:
         at = _position(code, exc.lineno, (exc.offset or 1) - 1, in_bytes=False)
         hint = ("a string starting with `$` is one expression; use `${...}` for each part of a text"
-                if "$" in stripped else f"`in` is used as {_IN_ONLY}" if stripped.strip() == "in" else None)
+                if "$" in stripped else f"`in` needs one of {_IN_LIST}" if stripped.strip() == "in" else None)
         raise ExprError(f"invalid expression: {exc.msg}", base + min(at, len(stripped)), hint) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression is too deeply nested", base) from None
@@ -198,30 +185,24 @@ def _parse(text: str, base: int) -> _Part:
 
 
 def _rewrite_in(text: str) -> str:
-    """Replace the keyword `in` by `_IN` where `.` follows it, found with tokenize so that strings and
-    the `x in y` operator are left alone."""
+    """Replace the keyword `in` by `_IN` where `.` follows it; tokenize leaves strings and `x in y` alone."""
     tokens: list[tokenize.TokenInfo] = []
     try:
         tokens.extend(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError, ValueError):
         pass  # keep the tokens read so far; ast.parse reports the real problem
-    spots = [_position(text, a.start[0], a.start[1], in_bytes=False) for a, b in zip(tokens, tokens[1:])
-             if (a.type, a.string, b.type, b.string) == (tokenize.NAME, "in", tokenize.OP, ".")]
-    for spot in spots:
-        text = text[:spot] + _IN + text[spot + len(_IN):]
+    for a, b in zip(tokens, tokens[1:]):
+        spot = _position(text, a.start[0], a.start[1], in_bytes=False)
+        if (a.string, b.type, b.string) == ("in", tokenize.OP, ".") and text[spot:spot + 2] == "in":
+            text = text[:spot] + _IN + text[spot + 2:]  # as long as `in`: later positions stay valid
     return text
 
 
-# ------------------------------------------------------------------------------------------- validation
-
 _FORBIDDEN = MappingProxyType({kind: message for kinds, message in (
-    ((ast.Lambda,), "lambda functions are not allowed"),
+    ((ast.Lambda,), "lambda functions are not allowed"), ((ast.Set,), "set literals are not allowed"),
     ((ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp), "comprehensions are not allowed"),
-    ((ast.JoinedStr, ast.FormattedValue), "f-strings are not allowed"),
-    ((ast.NamedExpr,), "assignment expressions (`:=`) are not allowed"),
-    ((ast.Starred,), "starred arguments (`*x`) are not allowed"),
-    ((ast.Dict,), "dict literals are not allowed"), ((ast.Set,), "set literals are not allowed"),
-    ((ast.Await, ast.Yield, ast.YieldFrom), "`await` and `yield` are not allowed"),
+    ((ast.JoinedStr, ast.FormattedValue), "f-strings are not allowed"), ((ast.Dict,), "dicts are not allowed"),
+    ((ast.NamedExpr,), "`:=` is not allowed"), ((ast.Starred,), "starred arguments (`*x`) are not allowed"),
 ) for kind in kinds})
 _PLAIN = (ast.Expression, ast.List, ast.Tuple, ast.IfExp, ast.BoolOp, ast.Subscript, ast.Slice,
           ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)
@@ -260,33 +241,38 @@ def _check(node: ast.AST, part: _Part) -> None:
             raise part.error(node, f"keyword arguments are not allowed in `{node.func.id}(...)`")
     elif isinstance(node, ast.Attribute):
         if not (isinstance(node.value, ast.Name) and node.value.id == _IN):
-            raise part.error(node, f"attribute access is not allowed: {_IN_ONLY}")
+            raise part.error(node, f"attribute access is not allowed: only {_IN_LIST}")
         if node.attr not in _IN_ATTRS:
-            raise part.error(node, f"`in` has no attribute `{node.attr}`: {_IN_ONLY}",
+            raise part.error(node, f"`in` has no attribute `{node.attr}`: only {_IN_LIST}",
                              did_you_mean(node.attr, _IN_ATTRS))
     else:
         raise part.error(node, _FORBIDDEN.get(type(node), "`{src}` is not allowed in an expression"))
 
 
-# ------------------------------------------------------------------------------------------- evaluation
-
 def _kind(value: object) -> str:
     return "None" if value is None else type(value).__name__
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float))
-
-
 def _sequence_size(symbol: str, left: object, right: object) -> int | None:
-    """The length of a concatenation or repetition; None for any other use of a sequence (`str % x` would
-    be printf-style formatting)."""
+    """The size of a concatenation or repetition; None for other uses (`str % x` is printf formatting)."""
     if symbol == "+" and type(left) is type(right) and isinstance(left, _SEQUENCES):
-        return len(left) + len(right)
+        return _size(left) + _size(right)
     seq, count = (left, right) if isinstance(left, _SEQUENCES) else (right, left)
     if symbol == "*" and isinstance(seq, _SEQUENCES) and type(count) in (int, bool):
-        return len(seq) * max(count, 0)
+        return _size(seq) * max(count, 0)
     return None
+
+
+def _size(value: object) -> int:
+    """Characters and elements in `value`, nested ones included: `[[0] * 10**4] * 10**4` is 10**8."""
+    if not isinstance(value, (list, tuple)):
+        return len(value) if isinstance(value, str) else 0
+    total = len(value)
+    for item in value:
+        if total > MAX_SEQUENCE:  # enough to refuse; a large shared structure is not walked in full
+            break
+        total += _size(item)
+    return total
 
 
 class _Evaluator:
@@ -294,7 +280,7 @@ class _Evaluator:
 
     def __init__(self, env: Mapping[str, object], lazy_in: Callable[[], InputShape] | None):
         self.env, self.lazy_in = env, lazy_in
-        self.shape: InputShape | None = None
+        self.shape: InputShape | None = None  # fetched on first use of `in`
         self.part: _Part | None = None  # the expression being walked, to locate errors
 
     def run(self, part: _Part) -> object:
@@ -302,14 +288,13 @@ class _Evaluator:
         return self.eval(part.tree.body)
 
     def eval(self, node: ast.AST) -> object:
-        # Python's own errors (bad index, len(1), min([])...) already say what is wrong; they only need
-        # the location.  The innermost failing node reports, as an ExprError passes through unchanged.
+        # Python's own errors (len(1), min([])...) say what is wrong and only need the innermost location.
         try:
             return self._bounded(node, self._value(node))
         except ZeroDivisionError:
             raise self.part.error(node, "division by zero in `{src}`") from None
         except OverflowError:  # float ** float beyond 1e308
-            raise self.part.error(node, "`{src}` is too large: numbers are limited to 10**18 in size") from None
+            raise self.part.error(node, _TOO_LARGE) from None
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
             raise self.part.error(node, f"cannot evaluate `{{src}}`: {exc}") from None
 
@@ -327,14 +312,11 @@ class _Evaluator:
             return _FUNCTIONS[node.func.id](*[self.eval(arg) for arg in node.args])
         return _METHODS[type(node)](self, node)  # validation let no other kind of node through
 
-    def _bounded(self, node: ast.AST, value: object) -> object:
-        """Bound every number so that chained arithmetic cannot grow without limit."""
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.part.error(node, "`{src}` is not a finite number")
-        if _is_number(value) and abs(value) > MAX_MAGNITUDE:
-            raise self.part.error(node, "`{src}` is too large: numbers are limited to 10**18 in size")
-        if isinstance(value, complex):  # (-8) ** 0.5
-            raise self.part.error(node, "`{src}` has no real-numbered result")
+    def _bounded(self, node: ast.AST, value: object) -> object:  # so chained arithmetic cannot run away
+        if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
+            raise self.part.error(node, "`{src}` is not a finite real number")  # 1e308 * 10, (-8) ** 0.5
+        if isinstance(value, _NUMBERS) and abs(value) > MAX_MAGNITUDE:
+            raise self.part.error(node, _TOO_LARGE)
         return value
 
     def _name(self, node: ast.Name) -> object:
@@ -361,17 +343,17 @@ class _Evaluator:
 
     def _binop(self, node: ast.BinOp) -> object:
         (symbol, func), left, right = _ARITHMETIC[type(node.op)], self.eval(node.left), self.eval(node.right)
-        if _is_number(left) and _is_number(right):
+        if isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS):
             if symbol == "**" and abs(right) > MAX_EXPONENT:  # checked first: 2 ** 10**10 must not run
-                raise self.part.error(node, f"exponent {right} is too large in `{{src}}`; "
-                                            f"the limit is {MAX_EXPONENT}")
+                raise self.part.error(node, f"exponent {right} is too large in `{{src}}` (limit {MAX_EXPONENT})")
             return func(left, right)
         size = _sequence_size(symbol, left, right)
         if size is None:
             verb = "cannot add" if symbol == "+" else f"cannot use `{symbol}` on"
             raise self.part.error(node, f"{verb} {_kind(left)} and {_kind(right)} in `{{src}}`")
         if size > MAX_SEQUENCE:  # checked before building: `"a" * 10**9` must not allocate anything
-            raise self.part.error(node, f"`{{src}}` would have {size:,} elements; the limit is {MAX_SEQUENCE:,}")
+            raise self.part.error(node, f"`{{src}}` would have {size:,} elements; "
+                                        f"the limit is {MAX_SEQUENCE:,}")
         return func(left, right)
 
     def _boolop(self, node: ast.BoolOp) -> object:
