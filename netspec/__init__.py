@@ -4,7 +4,7 @@
     model = netspec.load("googlenet")            # a torch.fx GraphModule
     netspec.summary("specs/resnet18.yaml")        # rows and totals, without importing torch
 
-Only `load`, `compile_module` and `emit_python` import torch (lazily).
+Only `load`, `compile_module`, `emit_python` and `load_weights` import torch (lazily).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from .errors import Mark, SpecError, SpecErrors
 from .pipeline import load_spec, shaped_graph
 
-__all__ = ["load", "load_spec", "shaped_graph", "validate", "summary", "emit_python", "Mark", "SpecError",
-           "SpecErrors"]
+__all__ = ["load", "load_spec", "shaped_graph", "validate", "summary", "draw", "emit_python", "load_weights", "Mark",
+           "SpecError", "SpecErrors"]
 __version__ = "0.1.0"
 
 
@@ -32,10 +32,20 @@ def validate(spec: str | Path, **params) -> None:
 
 
 def summary(spec: str | Path, depth: int | None = None, **params):
-    """Per-node rows, block subtotals and totals (see netspec.summary.Summary).  No torch."""
-    from .summary import summarize
+    """Per-node rows, block subtotals and totals (see netspec.tables.Summary).  No torch."""
+    from .tables import summarize
 
     return summarize(shaped_graph(spec, params), depth)
+
+
+def draw(spec: str | Path, depth: int | None = None, fold: bool = True, rankdir: str = "TB", legend: bool = False,
+         **params):
+    """The network as a `graphviz.Digraph` (`.source` is the DOT; `.render()`/`.pipe()` make images with
+    Graphviz's `dot`).  `depth`: draw blocks nested deeper than this as one box each; `fold`: draw consecutive
+    identical blocks once, marked ×N; `rankdir`: TB or LR.  No torch."""
+    from .draw_dot import draw_graph
+
+    return draw_graph(shaped_graph(spec, params), depth=depth, fold=fold, rankdir=rankdir, legend=legend)
 
 
 def emit_python(spec: str | Path, **params) -> str:
@@ -43,3 +53,13 @@ def emit_python(spec: str | Path, **params) -> str:
     from .compile import to_python_source
 
     return to_python_source(shaped_graph(spec, params))
+
+
+def load_weights(model, state_dict, rename=None, skip=()):
+    """Loads a state_dict (or a file saved with torch.save) into a compiled model strictly: every tensor used
+    once, same shapes; raises netspec.weights.WeightsError listing every problem.  The specs in imagenet/ have
+    torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map; `rename`
+    ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other sources."""
+    from .weights import load_weights as load
+
+    return load(model, state_dict, rename, skip)

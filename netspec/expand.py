@@ -16,27 +16,39 @@ import networkx as nx
 
 from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from .expr import ExprError, InputShape, evaluate, is_expression, names_used
-from .graph import INPUT, OUTPUT, Scope, inputs_of
+from .graph import INPUT, OUTPUT, Scope, call_notes, inputs_of
 from .ops import OPS, ArgError, ShapeError, check_arg, defaults
 from .shapes import infer_node
 from .source import MDict, MList, key_mark, mark_of
 from .types import check_type, show
 from .validate import Spec, Template, item_kind
 
-MAX_NODES = 100_000
+MAX_NODES = 10_000             # op nodes per network; real CNNs have a few hundred to a few thousand
 MAX_TEMPLATE_DEPTH = 64
+MAX_STEPS = 2 * MAX_NODES      # items and repeat iterations expanded, built or not (see `step`)
+MAX_SCOPE_DEPTH = 100          # nested scopes (seqs, branches, calls): Python's recursion limit is ~7 frames each
+MAX_NOTES = 8                  # template-call notes shown under one error
 NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
 ERROR = "<error>"  # the output of an item that failed; items fed by it are checked but build nothing
+
+
+def _inline(item) -> bool:
+    return isinstance(item, MDict) and item.get("inline") is True
 
 
 class _Failed(Exception):
     """An item cannot go on (its error is already recorded, or it depends on one that failed)."""
 
 
+class _TooBig(_Failed):
+    """The expansion passed MAX_STEPS: everything stops (the error is recorded once)."""
+
+
 @dataclass
 class _Frame:
     names: dict = field(default_factory=dict)     # name → node id, for `from:`
     later: dict = field(default_factory=dict)     # names declared further down this seq, for a better error
+    count: int = 0                                # the number of the scope's next item (see `seq`)
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class _Expander:
         self.paths: dict[str, Mark] = {}
         self.shapes: dict[str, tuple] = {}
         self.failed: set[str] = {ERROR}
+        self.steps = 0
 
     # ── driver ────────────────────────────────────────────────────────────────────────────────────────────────
     def run(self) -> nx.DiGraph:
@@ -75,9 +88,12 @@ class _Expander:
             self.graph.graph["input_shape"] = self.shapes[INPUT] = shape
         except _Failed:
             raise SpecErrors(self.errors)
-        out = self.seq(self.spec.body, ctx.child(()), INPUT)
+        try:
+            out = self.seq(self.spec.body, ctx.child(()), INPUT)
+        except _TooBig:
+            raise SpecErrors(self.errors) from None
         if self.errors:
-            raise SpecErrors(self.errors)
+            raise SpecErrors(_first_of_each(self.errors))
         self.graph.add_node(OUTPUT, op=OUTPUT, args=MappingProxyType({}), mark=key_mark(root, "body"))
         self.graph.add_edge(out, OUTPUT, index=0)
         return self.graph
@@ -92,10 +108,13 @@ class _Expander:
         return tuple(value)
 
     # ── errors ────────────────────────────────────────────────────────────────────────────────────────────────
-    def fail(self, message: str, mark: Mark, ctx: _Ctx, **fields) -> None:
-        notes = tuple(Note(f"in template `{t.name}` (defined at {t.mark}), called at", call)
+    def fail(self, message: str, mark: Mark, ctx: _Ctx, notes: tuple[Note, ...] = (), **fields) -> None:
+        # The caller's own notes ("first used at", "defined at") come first; the template call chain follows.
+        calls = tuple(Note(f"in template `{t.name}` ({t.mark}), called at", call)
                       for t, call in reversed(ctx.calls))
-        self.errors.append(SpecError(message, mark, notes=notes, **fields))
+        if len(calls) > MAX_NOTES:  # a 64-deep chain would bury the message: keep both ends
+            calls = calls[:MAX_NOTES - 2] + (Note(f"… {len(calls) - MAX_NOTES + 1} more template calls …"),) + calls[-1:]
+        self.errors.append(SpecError(message, mark, notes=tuple(notes) + calls, **fields))
         raise _Failed
 
     # ── items ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -105,19 +124,34 @@ class _Expander:
             if isinstance(item, MDict) and isinstance(item.get("name"), str) and not is_expression(item["name"]):
                 frame.later.setdefault(item["name"], mark_of(items, i))
         for i in range(len(items)):
-            inp = self.item(items, i, ctx, inp)
+            # An unnamed item is named by its number in the scope: its index, unless the scope holds `inline`
+            # seqs, whose items are numbered on in the scope as nn.Sequential(*layers) numbers them.
+            if _inline(items[i]):
+                inp = self.item(items, i, ctx, inp)
+            else:
+                frame.count += 1
+                inp = self.item(items, i, ctx, inp, number=frame.count - 1)
         return inp
 
-    def item(self, parent, index: int, ctx: _Ctx, inp: str, path: tuple[str, ...] | None = None) -> str:
+    def item(self, parent, index: int, ctx: _Ctx, inp: str, path: tuple[str, ...] | None = None,
+             number: int | None = None) -> str:
         """Expands parent[index]; returns its output node (ERROR when it failed).  `path` given: the item is a
-        template's body and takes the call's path instead of a name of its own."""
+        template's body and takes the call's path instead of a name of its own.  `number`: its name when it has
+        none (default: `index`)."""
         try:
-            return self._item(parent, index, ctx, inp, path)
+            return self._item(parent, index, ctx, inp, path, number)
+        except _TooBig:
+            raise
         except _Failed:
             return ERROR
 
-    def _item(self, parent, index: int, ctx: _Ctx, inp: str, path) -> str:
+    def _item(self, parent, index: int, ctx: _Ctx, inp: str, path, number: int | None = None) -> str:
         item, mark = parent[index], mark_of(parent, index)
+        self.step(mark, ctx)
+        if len(ctx.path) > MAX_SCOPE_DEPTH:
+            self.fail(f"scopes are nested more than {MAX_SCOPE_DEPTH} deep", mark, ctx,
+                      hint="templates nest their bodies' seqs: flatten some of them")
+        number = index if number is None else number
         kind, _ = item_kind(item)
         mods = item if isinstance(item, MDict) else {}
         raw_name = mods.get("name")
@@ -132,12 +166,25 @@ class _Expander:
                     self.fail("a skipped item with several `from:` inputs has no single output", mark, ctx)
                 return self.register(frame, raw_name, sources[0], item, ctx)
         value = item[kind] if isinstance(item, MDict) else None
+        if _inline(item):
+            return self.inline(item, value, ctx, sources)
         if "repeat" in mods:
-            out = self.repeat(item, index, kind, value, ctx, sources, path)
+            out = self.repeat(item, number, kind, value, ctx, sources, path)
         else:
-            own = path if path is not None else ctx.path + (self.name(raw_name, index, ctx, mark),)
+            own = path if path is not None else ctx.path + (self.name(raw_name, number, ctx, mark),)
             out = self.kind(kind, value, item, mark, ctx, own, sources)
         return self.register(frame, raw_name, out, item, ctx)
+
+    def step(self, mark: Mark, ctx: _Ctx) -> None:
+        """Counts expansion work.  Nested repeats, or templates that call others twice, can ask for billions of
+        steps that build no node (empty seqs), which the node limit would never see."""
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            try:
+                self.fail(f"the spec expands to more than {MAX_STEPS:,} items and repeat iterations", mark, ctx,
+                          hint="nested `repeat`s and templates multiply; a real network needs a few thousand")
+            except _Failed:
+                raise _TooBig from None
 
     def register(self, frame: _Frame, raw_name, out: str, item, ctx: _Ctx) -> str:
         if isinstance(raw_name, (str, int)) and not is_expression(raw_name):
@@ -173,8 +220,9 @@ class _Expander:
             refs, holder, key = item[kind]["from"], item[kind], "from"
         if refs is None:
             return [inp]
-        refs = list(refs) if isinstance(refs, list) else [refs]
-        return [self.lookup(ref, ctx, mark_of(holder, key)) for ref in refs]
+        if not isinstance(refs, list):
+            return [self.lookup(refs, ctx, mark_of(holder, key))]
+        return [self.lookup(ref, ctx, mark_of(refs, i, mark_of(holder, key))) for i, ref in enumerate(refs)]
 
     def lookup(self, ref: str, ctx: _Ctx, mark: Mark) -> str:
         if ref == "input":
@@ -190,13 +238,18 @@ class _Expander:
         self.fail(f"`from:` names an unknown node `{ref}`", mark, ctx, expected="an earlier named node or `input`",
                   found=f"`{ref}`", hint=did_you_mean(ref, visible) or "visible here: " + ", ".join(visible))
 
-    def repeat(self, item: MDict, index: int, kind: str, value, ctx: _Ctx, sources: list[str], path) -> str:
+    def repeat_count(self, item: MDict, ctx: _Ctx, inp: str) -> int:
         mark = mark_of(item, "repeat")
-        count = self.value(item["repeat"], ctx, mark, sources[0])
+        count = self.value(item["repeat"], ctx, mark, inp)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.fail("`repeat` must be a non-negative int", mark, ctx, found=repr(count))
         if count > MAX_NODES:
             self.fail(f"`repeat: {count:,}` exceeds the limit of {MAX_NODES:,} nodes per network", mark, ctx)
+        return count
+
+    def repeat(self, item: MDict, index: int, kind: str, value, ctx: _Ctx, sources: list[str], path) -> str:
+        mark = mark_of(item, "repeat")
+        count = self.repeat_count(item, ctx, sources[0])
         var = item.get("as")
         raw_name = item.get("name")
         per_iteration = var is not None and is_expression(raw_name) and var in self.names_in(raw_name, ctx, mark)
@@ -205,10 +258,25 @@ class _Expander:
             self.graph.graph["scopes"].setdefault(self.claim(base, mark, ctx), Scope(".".join(base), "repeat", item.mark))
         cur = sources
         for i in range(count):
+            self.step(item.mark, ctx)
             it_ctx = replace(ctx, env=MappingProxyType({**ctx.env, var: i})) if var else ctx
             it_path = ctx.path + (self.name(raw_name, 0, it_ctx, item.mark),) if per_iteration else base + (str(i),)
             cur = [self.kind(kind, value, item, item.mark, it_ctx, it_path, cur)]
         return cur[0]
+
+    def inline(self, item: MDict, items: MList, ctx: _Ctx, sources: list[str]) -> str:
+        """An `inline: true` seq opens no scope: its items are expanded in the enclosing seq's scope and frame,
+        as if written there (once per iteration under `repeat`), so torchvision's flat nn.Sequential indices
+        (`features.0` … `features.28` of VGG) can come from nested loops."""
+        if len(sources) > 1:
+            self.fail("an inline seq takes one input, but `from:` names several", mark_of(item, "from"), ctx)
+        if "repeat" not in item:
+            return self.seq(items, ctx, sources[0])
+        count, var, out = self.repeat_count(item, ctx, sources[0]), item.get("as"), sources[0]
+        for i in range(count):
+            self.step(item.mark, ctx)
+            out = self.seq(items, replace(ctx, env=MappingProxyType({**ctx.env, var: i})) if var else ctx, out)
+        return out
 
     def names_in(self, text, ctx: _Ctx, mark: Mark) -> frozenset:
         try:
@@ -292,7 +360,8 @@ class _Expander:
             self.fail(f"template `{template.name}` takes one input, but `from:` names several", mark, ctx)
         args = self.template_args(template, raw, mark, ctx, sources[0])
         dotted = self.claim(path, mark, ctx)
-        self.graph.graph["scopes"][dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(args))
+        self.graph.graph["scopes"][dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(args),
+                                                   template.mark)
         inner = _Ctx(env=MappingProxyType(args), path=path, frames=(_Frame(),), block_input=sources[0],
                      calls=ctx.calls + ((template, mark),))
         self.paths.pop(dotted)  # the body item claims the same path for its own scope
@@ -360,10 +429,19 @@ class _Expander:
                 except ShapeError as err:
                     self.failed.add(pending)
                     self.errors.append(SpecError(err.message, self.graph.nodes[pending]["mark"],
-                                                 expected=err.expected, found=err.found, hint=err.hint))
+                                                 expected=err.expected, found=err.found, hint=err.hint,
+                                                 notes=call_notes(self.graph, pending)))
                 if pending == node:
                     break
         if node not in self.shapes:
             raise _Failed
         return self.shapes[node]
 
+
+def _first_of_each(errors: list[SpecError]) -> list[SpecError]:
+    """One error per (place, message): a mistake inside a template called N times is reported once, with the
+    first call's notes, not N times."""
+    seen: dict[tuple, SpecError] = {}
+    for error in errors:
+        seen.setdefault((error.mark, error.message), error)
+    return list(seen.values())

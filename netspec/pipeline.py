@@ -20,10 +20,19 @@ def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) ->
 
 
 def shaped_graph(ref: str | Path, overrides: Mapping[str, object] | None = None) -> nx.DiGraph:
-    """Everything up to the shape-checked graph, `expect:` included.  Never imports torch."""
+    """Everything up to the shape-checked graph, `expect:` included (at the default params).  No torch."""
     spec = load_spec(ref, overrides)
-    graph = expand.expand(spec)
-    return shapes.check_expect(shapes.infer(graph))
+    shaped = shapes.infer(expand.expand(spec))
+    # `expect:` states facts about the spec as written; an override that changes a param (`--set ratio=1`,
+    # `num_classes=100`) builds another network, whose facts the spec does not state.
+    return shaped if changes_params(spec, overrides) else shapes.check_expect(shaped)
+
+
+def changes_params(spec: validate.Spec, overrides: Mapping[str, object] | None) -> bool:
+    """Whether `overrides` give some param a value other than the spec's default."""
+    decls = spec.root.get("params") or {}
+    defaults = {name: decl["default"] if isinstance(decl, dict) else decl for name, decl in decls.items()}
+    return any(spec.params[name] != defaults.get(name) for name in overrides or {})
 
 
 def compile_module(ref: str | Path, overrides: Mapping[str, object] | None = None):

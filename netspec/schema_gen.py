@@ -15,7 +15,7 @@ from .ops import OPS, Param
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "netspec.schema.json"
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-MODIFIERS = ("name", "from", "when", "repeat", "as", "doc")
+MODIFIERS = ("name", "from", "when", "repeat", "as", "inline", "doc")
 COMPOSITES = ("seq", "concat", "add")
 TRAIN_KEYS = {
     "lr": ({"type": "number", "exclusiveMinimum": 0}, "learning rate"),
@@ -35,6 +35,7 @@ TRAIN_KEYS = {
                 "train-time augmentations done on the device: flip (horizontal), crop (random 2-pixel shifts)"),
     "eval_batch_size": ({"type": "integer", "minimum": 1}, "batch size for evaluation"),
     "seed": ({"type": "integer"}, "random seed"),
+    "amp": ({"type": ["boolean", "null"]}, "bf16 autocast; null (default): on CUDA only"),
 }
 
 
@@ -91,6 +92,9 @@ def _item_properties() -> dict:
         "repeat": _d({"anyOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/expression"}]},
                      "repeat the item this many times, chained"),
         "as": _d({"type": "string", "pattern": NAME_PATTERN}, "the index variable of `repeat` (0-based)"),
+        "inline": _d({"type": "boolean"}, "on a `seq` (with or without `repeat`): open no scope; its items are named "
+                     "in the enclosing seq as if written there, unnamed ones numbered on as nn.Sequential(*layers) "
+                     "numbers them"),
         "doc": _d({"type": "string"}, "a note for readers"),
         "seq": _d({"$ref": "#/$defs/seq"}, "items applied one after another"),
     }
@@ -143,7 +147,7 @@ def build_schema() -> dict:
                 "macs": _d({"anyOf": [{"type": "integer", "minimum": 0},
                                       {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
                            "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
-            }}, "facts checked at every compile; a mismatch is an error"),
+            }}, "facts checked whenever the spec is compiled with its default params; a mismatch is an error"),
             "train": _d({"type": "object", "additionalProperties": False,
                          "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
                         "the training recipe used by `netspec train` (flags override it)"),

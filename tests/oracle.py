@@ -1,0 +1,59 @@
+"""PyTorch as the oracle for shape inference (the shape every node of a compiled model really produces), and the
+one-thread fixture the torch-heavy zoo and tutorial tests use."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from netspec.graph import OUTPUT, inputs_of, op_nodes
+
+
+def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str, tuple]:
+    """Runs `model` on `x` and returns the shape (without the batch) of every node's output as PyTorch computed
+    it: modules through forward hooks; merge nodes (concat, add — they own no module) through the input of a
+    module that consumes them, or through the model's output."""
+    modules = dict(model.named_modules())
+    seen: dict[str, tuple] = {}
+
+    def hook(node):
+        def record(module, args, out):
+            seen[node] = tuple(out.shape[1:])
+            seen.setdefault(inputs_of(shaped, node)[0], tuple(args[0].shape[1:]))
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in op_nodes(shaped) if n in modules]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    seen.setdefault(inputs_of(shaped, OUTPUT)[0], tuple(out.shape[1:]))
+    return seen
+
+
+def shape_mismatches(model: torch.nn.Module, shaped, batch: int = 2) -> dict[str, tuple]:
+    """{node: (PyTorch's shape, inferred shape)} for every node where they differ or PyTorch's is unobserved
+    (a merge that feeds only other merges would be; no spec has one yet).  Runs on `model`'s device."""
+    device = next(model.parameters()).device
+    seen = observed_shapes(model, shaped, torch.empty(batch, *shaped.graph["input_shape"], device=device))
+    return {n: (seen.get(n), shaped.nodes[n]["shape"]) for n in op_nodes(shaped)
+            if seen.get(n) != shaped.nodes[n]["shape"]}
+
+
+def meta_model(spec, **params) -> torch.nn.Module:
+    """The compiled spec with every parameter and buffer on the meta device: shapes only, no memory, no init."""
+    import netspec
+
+    with torch.device("meta"):
+        return netspec.load(spec, **params)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Runs a test module's torch work on one thread, then restores the setting.  These tensors are small, and
+    when other jobs share this machine's 2 cores, two threads wait on each other: 4–25× slower, measured."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
