@@ -51,3 +51,14 @@ clean:
 # Also removes the virtual environment (the next `make setup` rebuilds it).
 distclean: clean
 	rm -rf $(VENV)
+
+# Regenerates docs/gallery/: a diagram of every spec (tests/test_draw.py fails when it is stale).
+.PHONY: gallery
+gallery: setup
+	$(BIN)/python -m netspec.gallery
+
+# Side-by-side benchmarks → bench/results.json and the "Benchmarks (bench/)" section of docs/benchmarks.md
+# (< 10 minutes on a 2-core CPU). `make bench BENCH_ARGS=--quick` is a smoke run.
+.PHONY: bench
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

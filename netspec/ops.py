@@ -70,6 +70,12 @@ def _fmt_pair(value) -> str:
     return f"{h}" if h == w else f"{h}×{w}"
 
 
+def _fmt_kernel(value) -> str:
+    """Kernels always read as h×w in diagrams (`conv 3×3 /2 → 64`)."""
+    h, w = pair(value)
+    return f"{h}×{w}"
+
+
 def _need_rank(op: str, shape: Shape, ranks: tuple[int, ...]) -> None:
     if len(shape) not in ranks:
         want = " or ".join({1: "[features]", 3: "[channels, height, width]"}[r] for r in ranks)
@@ -146,7 +152,7 @@ def _conv_macs(args: Args, ins: list[Shape], out: Shape) -> int:
 
 
 def _conv_label(args: Args) -> str:
-    text = f"conv {_fmt_pair(args['kernel'])}"
+    text = f"conv {_fmt_kernel(args['kernel'])}"
     if pair(args["stride"]) != (1, 1):
         text += f" /{_fmt_pair(args['stride'])}"
     if args["groups"] != 1:
@@ -177,7 +183,7 @@ def _pool_shape(op: str) -> Callable[[Args, list[Shape]], Shape]:
 def _pool_label(op: str) -> Callable[[Args], str]:
     def label(args: Args) -> str:
         stride = args["stride"] if args["stride"] is not None else args["kernel"]
-        text = f"{op} {_fmt_pair(args['kernel'])}"
+        text = f"{op} {_fmt_kernel(args['kernel'])}"
         return text + (f" /{_fmt_pair(stride)}" if pair(stride) != (1, 1) else "")
     return label
 

@@ -1,0 +1,132 @@
+"""The scope tree of a ShapedGraph and its fold runs — the structure `draw` works from.  No torch, no graphviz.
+
+A *fold run* is a chain of consecutive sibling scopes that are the same block: the same template with the same
+arguments (or, for untemplated scopes such as repeat iterations, the same kind) and node for node the same ops,
+arguments and wiring.  Their input shapes may differ (DenseNet's layers each see more channels).  "Chain" means
+each instance takes its inputs only from the one before it and feeds only the one after it, so parallel branches
+that happen to look alike (two identical Inception paths) are never folded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import networkx as nx
+
+from .graph import Scope, inputs_of, op_nodes
+
+ROOT = ""  # the network itself, as a parent in the tree
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive identical instances; the diagram shows the first one, marked ×N."""
+
+    paths: tuple[str, ...]
+
+    @property
+    def first(self) -> str:
+        return self.paths[0]
+
+
+@dataclass(frozen=True)
+class ScopeTree:
+    scopes: Mapping[str, Scope]                 # only scopes that hold at least one op node
+    chains: Mapping[str, tuple[str, ...]]       # op node → the scope paths it sits in, outermost first
+    members: Mapping[str, tuple[str, ...]]      # scope path → its op nodes in network order
+    children: Mapping[str, tuple[str, ...]]     # scope path (or ROOT) → child scope paths and op nodes, in order
+    runs: Mapping[str, tuple[Run, int]]         # scope path → (its fold run, its position in the run)
+
+    def level(self, path: str) -> int:
+        """How many scopes enclose this one (0 for a top-level scope), as `summary --depth` counts."""
+        return self.chains[self.members[path][0]].index(path)
+
+
+def scope_tree(shaped: nx.DiGraph) -> ScopeTree:
+    declared = shaped.graph.get("scopes", {})
+    chains = {n: _chain(n, declared) for n in op_nodes(shaped)}
+    members: dict[str, list[str]] = {}
+    children: dict[str, list[str]] = {ROOT: []}
+    for node, chain in chains.items():
+        for depth, path in enumerate(chain):
+            members.setdefault(path, []).append(node)
+            parent = chain[depth - 1] if depth else ROOT
+            _append_once(children.setdefault(parent, []), path)
+        _append_once(children.setdefault(chain[-1] if chain else ROOT, []), node)
+    tree = ScopeTree({p: declared[p] for p in members}, chains, {p: tuple(m) for p, m in members.items()},
+                     {p: tuple(c) for p, c in children.items()}, {})
+    runs = {}
+    for siblings in tree.children.values():
+        for run in _runs(shaped, tree, siblings):
+            runs.update({path: (run, k) for k, path in enumerate(run.paths)})
+    return ScopeTree(tree.scopes, tree.chains, tree.members, tree.children, runs)
+
+
+def _chain(node: str, declared: Mapping[str, Scope]) -> tuple[str, ...]:
+    # Unlike graph.scopes_of this includes the node's own path: a template whose body is a single op gives that
+    # op the call's path, and the call is still a scope worth drawing.
+    parts = node.split(".")
+    prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return tuple(p for p in prefixes if p in declared)
+
+
+def _append_once(items: list[str], item: str) -> None:
+    if not items or items[-1] != item:
+        items.append(item)
+
+
+def _runs(shaped: nx.DiGraph, tree: ScopeTree, siblings: tuple[str, ...]) -> list[Run]:
+    runs, current = [], []
+    for child in siblings:
+        if child in tree.scopes and current and _same_block(shaped, tree, current[-1], child):
+            current.append(child)
+            continue
+        if len(current) > 1:
+            runs.append(Run(tuple(current)))
+        current = [child] if child in tree.scopes else []
+    if len(current) > 1:
+        runs.append(Run(tuple(current)))
+    return runs
+
+
+def _same_block(shaped: nx.DiGraph, tree: ScopeTree, a: str, b: str) -> bool:
+    sa, sb = tree.scopes[a], tree.scopes[b]
+    if (sa.kind, sa.template, _plain(sa.args)) != (sb.kind, sb.template, _plain(sb.args)):
+        return False
+    if _structure(shaped, tree, a) != _structure(shaped, tree, b):
+        return False
+    return _chained(shaped, set(tree.members[a]), set(tree.members[b]))
+
+
+def _structure(shaped: nx.DiGraph, tree: ScopeTree, path: str) -> tuple:
+    """Ops, arguments, wiring and inner scopes relative to `path`: equal for two instances of the same block."""
+    inside = set(tree.members[path])
+    cut = len(path)
+
+    def rel(node: str) -> str:
+        return node[cut:] if node in inside else "<outside>"
+
+    nodes = tuple((rel(n), shaped.nodes[n]["op"], _plain(shaped.nodes[n]["args"]),
+                   tuple(rel(s) for s in inputs_of(shaped, n))) for n in tree.members[path])
+    inner = tuple((p[cut:], s.kind, s.template, _plain(s.args)) for p, s in tree.scopes.items()
+                  if p.startswith(path + "."))
+    return nodes, inner
+
+
+def _chained(shaped: nx.DiGraph, a: set[str], b: set[str]) -> bool:
+    """b reads only from a (and itself), and a feeds only b: one block after the other, not side by side."""
+    into_b = {src for node in b for src in shaped.predecessors(node)} - b
+    out_of_a = {dst for node in a for dst in shaped.successors(node)} - a
+    return bool(into_b) and into_b <= a and out_of_a <= b
+
+
+def _plain(value) -> object:
+    """Args as comparable plain data (mapping proxies and lists become sorted tuples)."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    return value
