@@ -14,11 +14,13 @@ from typing import Iterable
 
 @dataclass(frozen=True)
 class Mark:
-    """A position in a source file; line and column are 1-based, as editors show them."""
+    """A position in a source file; line and column are 1-based, as editors show them.  `pointer` is the JSON
+    pointer of the value there (`/body/3/conv/out`) when the loader knows it; it plays no part in equality."""
 
     file: str
     line: int
     col: int
+    pointer: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
@@ -46,6 +48,10 @@ class SpecError:
     found: str | None = None
     hint: str | None = None
     notes: tuple[Note, ...] = ()
+
+    def __post_init__(self):
+        if not self.path and self.mark.pointer:  # every error gets its key path from where it points
+            object.__setattr__(self, "path", self.mark.pointer)
 
     def with_notes(self, *notes: Note) -> "SpecError":
         return SpecError(self.message, self.mark, self.path, self.expected, self.found, self.hint,
@@ -93,7 +99,7 @@ def render(error: SpecError, source_lines: dict[str, list[str]] | None = None) -
     if error.hint:
         out.append(f"  hint: {error.hint}")
     for note in error.notes:
-        out.append(f"  {note.text}" + (f" ({note.mark})" if note.mark else ""))
+        out.append(f"  {note.text}" + (f" {note.mark}" if note.mark else ""))  # texts end "… at"
     return "\n".join(out)
 
 

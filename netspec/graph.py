@@ -17,7 +17,7 @@ from typing import Iterator, Mapping
 
 import networkx as nx
 
-from .errors import Mark, SpecError
+from .errors import Mark, Note, SpecError
 
 INPUT, OUTPUT = "input", "output"
 
@@ -31,6 +31,14 @@ class Scope:
     mark: Mark
     template: str | None = None
     args: Mapping[str, object] | None = None
+    defined: Mark | None = None    # a template call: where the template is defined
+
+
+def call_notes(graph: nx.DiGraph, node: str) -> tuple[Note, ...]:
+    """For an error at `node`: the template calls it sits in, innermost first, as the expansion phase words them."""
+    calls = [s for s in reversed(scopes_of(graph, node)) if s.kind == "template"]
+    return tuple(Note(f"in template `{s.template}`" + (f" ({s.defined})" if s.defined else "") + ", called at", s.mark)
+                 for s in calls)
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:

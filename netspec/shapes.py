@@ -11,8 +11,8 @@ from typing import Mapping
 
 import networkx as nx
 
-from .errors import SpecError, SpecErrors
-from .graph import INPUT, OUTPUT, inputs_of
+from .errors import Note, SpecError, SpecErrors
+from .graph import INPUT, OUTPUT, call_notes, inputs_of
 from .ops import OPS, ShapeError
 from .source import mark_of
 
@@ -53,7 +53,8 @@ def infer(graph: nx.DiGraph) -> nx.DiGraph:
             info = infer_node(attrs, ins)
         except ShapeError as err:
             failed.add(node)
-            errors.append(SpecError(err.message, attrs["mark"], f"node {node}", err.expected, err.found, err.hint))
+            errors.append(SpecError(err.message, attrs["mark"], "", err.expected, err.found, err.hint,
+                                    (Note(f"at node `{node}`"),) + call_notes(graph, node)))
             continue
         attrs.update(shape=info.shape, in_shapes=ins, params=info.params, macs=info.macs)
     if errors:

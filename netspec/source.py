@@ -16,7 +16,7 @@ import yaml
 from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean, display_path
 
 MAX_FILE_BYTES = 4 << 20        # a spec is a few KB; refuse before parsing anything huge
-MAX_VALUES = 200_000            # values after alias expansion (a "billion laughs" file stops here)
+MAX_VALUES = 20_000             # values after alias expansion: 25× the largest zoo spec; a "billion laughs" stops here
 MAX_DEPTH = 64                  # nesting of mappings/lists
 MAX_IMPORTS = 200
 
@@ -75,53 +75,114 @@ def builtin_root() -> Path:
     return installed if installed.is_dir() else here.parent / "specs"
 
 
-def _mark(name: str, yaml_mark) -> Mark:
-    return Mark(name, yaml_mark.line + 1, yaml_mark.column + 1)
+def _mark(name: str, yaml_mark, pointer: str = "") -> Mark:
+    return Mark(name, yaml_mark.line + 1, yaml_mark.column + 1, pointer)
+
+
+def _pointer(parent: str, key) -> str:
+    """`parent` extended by one JSON-pointer step (RFC 6901 escapes `~` and `/`)."""
+    return f"{parent}/" + str(key).replace("~", "~0").replace("/", "~1")
+
+
+class _Sizer:
+    """Counts the values a composed tree stands for once its aliases are expanded, without expanding them: the
+    composer shares an aliased node, so sizes are memoized per node and a billion laughs costs a few hundred
+    steps.  Also refuses recursive aliases (`&a [*a]`) and nesting deeper than MAX_DEPTH."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.sizes: dict[int, int] = {}
+        self.active: set[int] = set()
+
+    def size(self, node, depth: int = 0) -> int:
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        mark = _mark(self.name, node.start_mark)
+        if key in self.active:
+            raise SpecErrors.one("a YAML alias refers to a value that contains it", mark,
+                                 hint="write the values out; a spec is a tree, not a cycle")
+        if depth > MAX_DEPTH:
+            raise SpecErrors.one(f"values are nested more than {MAX_DEPTH} levels deep", mark)
+        self.active.add(key)
+        total = 1 + sum(self.size(child, depth + 1) for child in _children(node))
+        self.active.discard(key)
+        self.sizes[key] = total
+        return total
+
+    def check(self, root) -> None:
+        """Raises when the expanded tree has more than MAX_VALUES values, located at the smallest value that
+        alone is too big (for a billion laughs: the first anchor whose expansion crosses the limit)."""
+        total = self.size(root)
+        if total <= MAX_VALUES:
+            return
+        node, pointer = root, ""
+        while (step := next(((k, c) for k, c in _steps(node) if self.sizes[id(c)] > MAX_VALUES), None)) is not None:
+            pointer, node = _pointer(pointer, step[0]), step[1]
+        size = self.sizes[id(node)]
+        raise SpecErrors.one(f"this value expands to {size:,} values (YAML aliases included); the limit is "
+                             f"{MAX_VALUES:,}", _mark(self.name, node.start_mark, pointer),
+                             expected=f"≤ {MAX_VALUES:,} values",
+                             found=f"{size:,}", hint="a spec has a few thousand values at most; "
+                             "aliases (`*name`) may not multiply its size")
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _steps(node) -> list[tuple[object, object]]:
+    """(JSON-pointer step, child value) of a composed node."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    if isinstance(node, yaml.MappingNode):
+        return [(key.value, value) for key, value in node.value]
+    return []
 
 
 class _Builder:
-    """Turns a composed node tree into MDict/MList/scalars, counting values to bound alias expansion."""
+    """Turns a composed node tree (already sized by _Sizer) into MDict/MList/scalars."""
 
-    def __init__(self, name: str):
-        self.name, self.count = name, 0
+    def __init__(self, name: str, text: str):
+        self.name, self.text = name, text
         self.constructor = yaml.constructor.SafeConstructor()
 
-    def build(self, node, depth: int = 0):
-        self.count += 1
-        mark = _mark(self.name, node.start_mark)
-        if self.count > MAX_VALUES:
-            raise SpecErrors.one(f"the document expands to more than {MAX_VALUES:,} values (YAML alias bomb?)", mark,
-                                 hint="write the values out; aliases may not multiply a spec's size")
-        if depth > MAX_DEPTH:
-            raise SpecErrors.one(f"values are nested more than {MAX_DEPTH} levels deep", mark)
+    def build(self, node, pointer: str = ""):
+        mark = _mark(self.name, node.start_mark, pointer)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, mark)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, SEQ_TAG, mark)
             out = MList(mark)
-            for item in node.value:
-                out.item_marks.append(_mark(self.name, item.start_mark))
-                out.append(self.build(item, depth + 1))
+            for index, item in enumerate(node.value):
+                out.item_marks.append(_mark(self.name, item.start_mark, _pointer(pointer, index)))
+                out.append(self.build(item, _pointer(pointer, index)))
             return out
         self._check_tag(node, MAP_TAG, mark)
-        return self._mapping(node, mark, depth)
+        return self._mapping(node, mark, pointer)
 
-    def _mapping(self, node, mark: Mark, depth: int) -> MDict:
+    def _mapping(self, node, mark: Mark, pointer: str) -> MDict:
         out = MDict(mark)
         for key_node, value_node in node.value:
-            kmark = _mark(self.name, key_node.start_mark)
+            kmark = _mark(self.name, key_node.start_mark, _pointer(pointer, key_node.value))
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise SpecErrors.one("YAML merge keys (`<<`) are not supported", kmark,
                                      hint="use a block template or a param instead")
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecErrors.one("a key must be a plain name, not a list or mapping", kmark)
+            if self._explicit_tag(key_node) and key_node.tag not in SCALAR_TAGS:
+                raise _tag_error(key_node.tag, kmark)
             key = str(key_node.value)
             if key in out:
                 raise SpecErrors([SpecError(f"duplicate key `{key}`", kmark, hint="remove or rename one of them",
                                             notes=(Note("first given at", out.key_marks[key]),))])
             out.key_marks[key] = kmark
-            out.value_marks[key] = _mark(self.name, value_node.start_mark)
-            out[key] = self.build(value_node, depth + 1)
+            out.value_marks[key] = _mark(self.name, value_node.start_mark, kmark.pointer)
+            out[key] = self.build(value_node, kmark.pointer)
         return out
 
     def _check_tag(self, node, expected: str, mark: Mark) -> None:
@@ -129,9 +190,17 @@ class _Builder:
             raise _tag_error(node.tag, mark)
 
     def _scalar(self, node, mark: Mark):
-        if node.tag not in SCALAR_TAGS:
+        if node.tag in SCALAR_TAGS:
+            return self.constructor.construct_object(node)
+        if self._explicit_tag(node):
             raise _tag_error(node.tag, mark)
-        return self.constructor.construct_object(node)
+        # A plain scalar that YAML 1.1 would read as a date (`2024-01-31`) or `=`: plain text here, since no
+        # spec value is a date and a "tag not allowed" error would puzzle someone who wrote no tag.
+        return str(node.value)
+
+    def _explicit_tag(self, node) -> bool:
+        """Whether the source spells a tag (`!!set`, `!foo`) at the node, rather than the resolver choosing one."""
+        return self.text.startswith("!", node.start_mark.index)
 
 
 def _tag_error(tag: str, mark: Mark) -> SpecErrors:
@@ -141,31 +210,53 @@ def _tag_error(tag: str, mark: Mark) -> SpecErrors:
                           hint="remove the tag; custom ops come from registered Python plugins, never from a spec")
 
 
+# libyaml's parser is ~20× faster than PyYAML's (a 1 MB expression must be refused within a second) and bounds
+# nesting itself; PyYAML's own parser words syntax errors better, so it re-reads small files to explain them.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_EXPLAIN_BYTES = 256 << 10
+
+
 def parse_text(text: str, name: str):
     """Parses one YAML document into marked data.  Raises SpecErrors for syntax errors and refused constructs."""
     start = Mark(name, 1, 1)
     if len(text) > MAX_FILE_BYTES:
         raise SpecErrors.one(f"the file is {len(text):,} bytes; the limit is {MAX_FILE_BYTES:,}", start,
                              hint="a spec is a few kilobytes; split it or check you gave the right file")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        where = err.problem_mark or err.context_mark
-        mark = _mark(name, where) if where else start
-        problem = (err.problem or "invalid YAML").strip()
-        context = f" ({err.context.strip()})" if err.context else ""
-        raise SpecErrors.one(f"YAML syntax error: {problem}{context}", mark,
-                             hint="check the indentation and that every `:` after a key is followed by a space")
-    except yaml.YAMLError as err:
-        raise SpecErrors.one(f"YAML syntax error: {err}", start)
-    except RecursionError:
-        raise SpecErrors.one("the YAML is nested too deeply to parse", start)
+    node = _compose(text, name)
     if node is None:
         raise SpecErrors.one("the file is empty", start, expected="a mapping starting with `netspec: 1`")
     try:
-        return _Builder(name).build(node)
+        _Sizer(name).check(node)
+        return _Builder(name, text).build(node)
     except RecursionError:
         raise SpecErrors.one("the YAML is nested too deeply to parse", start)
+
+
+def _compose(text: str, name: str):
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError as err:
+        if _FAST_LOADER is not yaml.SafeLoader and len(text) <= _EXPLAIN_BYTES:
+            try:
+                yaml.compose(text, Loader=yaml.SafeLoader)
+            except (yaml.YAMLError, RecursionError) as worded:
+                err = worded if isinstance(worded, yaml.YAMLError) else err
+        raise _syntax_error(err, text, name) from None
+    except RecursionError:
+        raise SpecErrors.one("the YAML is nested too deeply to parse", Mark(name, 1, 1)) from None
+
+
+def _syntax_error(err: yaml.YAMLError, text: str, name: str) -> SpecErrors:
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return SpecErrors.one(f"YAML syntax error: {err}", Mark(name, 1, 1))
+    where = err.problem_mark or err.context_mark
+    if err.context_mark is not None and where is not None and where.index >= len(text.rstrip()):
+        where = err.context_mark  # "got <stream end>": the place that was never closed is the useful one
+    mark = _mark(name, where) if where else Mark(name, 1, 1)
+    problem = (err.problem or "invalid YAML").strip()
+    context = f" ({err.context.strip()})" if err.context else ""
+    return SpecErrors.one(f"YAML syntax error: {problem}{context}", mark,
+                          hint="check the indentation and that every `:` after a key is followed by a space")
 
 
 def read_document(path: Path, shown: str | None = None) -> Document:
@@ -174,16 +265,27 @@ def read_document(path: Path, shown: str | None = None) -> Document:
     try:
         if path.is_dir():
             raise SpecErrors.one(f"{shown} is a directory, not a spec file", start, hint="name a .yaml file")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise SpecErrors.one(f"the file is {path.stat().st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}", start)
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as handle:  # a bounded read: /dev/zero or a pipe has no size to check first
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpecErrors.one(f"the file is larger than the limit of {MAX_FILE_BYTES:,} bytes", start,
+                                 hint="a spec is a few kilobytes; check you gave the right file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SpecErrors.one(f"no such file: {shown}", start)
     except UnicodeDecodeError as err:
-        raise SpecErrors.one(f"the file is not UTF-8 text ({err.reason} at byte {err.start})", start)
+        raise SpecErrors.one(f"the file is not UTF-8 text ({err.reason} at byte {err.start})",
+                             _byte_mark(shown, err.object, err.start), hint="save the file as UTF-8")
     except OSError as err:
         raise SpecErrors.one(f"cannot read {shown}: {err.strerror}", start)
     return Document(path.resolve(), shown, parse_text(text, shown))
+
+
+def _byte_mark(name: str, data: bytes, offset: int) -> Mark:
+    """The line and column of a byte offset (the column counts the characters before it on its line)."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace"))
+    return Mark(name, data.count(b"\n", 0, offset) + 1, column + 1)
 
 
 def builtin_names() -> list[str]:
@@ -200,9 +302,9 @@ def resolve_spec(ref: str) -> Path:
     path = Path(ref)
     if path.exists():
         return path
-    candidate = builtin_root() / (ref if ref.endswith((".yaml", ".yml")) else ref + ".yaml")
-    if candidate.is_file() and "/" not in ref.strip("./").replace(os.sep, "/").split("imagenet/", 1)[-1]:
-        return candidate
+    name = ref.replace(os.sep, "/").removesuffix(".yaml")
+    if name in builtin_names():  # network specs only: a block library is not a network
+        return builtin_root() / f"{name}.yaml"
     raise SpecErrors.one(f"no spec file or built-in spec named `{ref}`", Mark(ref, 1, 1),
                          hint=did_you_mean(ref, builtin_names()) or "`netspec list` shows the built-in specs")
 

@@ -113,7 +113,7 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
                         "`netspec: 1`", found=f"a {'list' if isinstance(doc.data, list) else found}")
         return
     version = doc.data.get("netspec")
-    if "netspec" in doc.data and version != 1:
+    if "netspec" in doc.data and (version != 1 or isinstance(version, bool)):  # True == 1 in Python
         yield SpecError(f"unknown netspec format version {version!r}", mark_of(doc.data, "netspec"), "/netspec",
                         expected="1", found=repr(version), hint="this netspec reads `netspec: 1`")
         return

@@ -1,0 +1,172 @@
+"""The command line (netspec.cli): the acceptance commands, exit codes, one-line usage errors, and the commands
+that must answer without importing torch.
+
+Most checks call `main()` in-process (fast); the acceptance commands and the import checks run a fresh
+interpreter, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netspec.cli import main
+
+from conftest import REPO, all_specs, run_cli, run_python
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ── the acceptance commands ───────────────────────────────────────────────────────────────────────────────────
+
+def test_validate_accepts_every_shipped_spec_in_one_run():
+    run = run_cli("validate", *[str(p.relative_to(REPO)) for p in all_specs()])
+    assert run.code == 0, run.stderr
+    assert run.stdout.count(": ok") == len(all_specs())
+
+
+def test_summary_of_googlenet_reports_the_reference_parameter_count(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet")
+    assert code == 0
+    assert "total params: 5,977,530" in out
+
+
+def test_summary_json_parses_and_its_rows_add_up(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["params"] == 5_977_530 and summary["output"] == [10]
+    assert sum(row["params"] for row in summary["rows"] if not row["block"]) == 5_977_530
+    assert {"name", "op", "shape", "params", "macs"} <= set(summary["rows"][0])
+
+
+def test_summary_depth_one_shows_only_the_top_level_blocks(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet", "--depth", "1", "--json")
+    rows = json.loads(out)["rows"]
+    assert code == 0
+    assert [row["name"] for row in rows] == ["b1", "b2", "b3", "b4", "b5", "fc"]
+    assert sum(row["params"] for row in rows) == 5_977_530
+
+
+def test_list_names_the_builtin_specs_and_blocks_with_their_docs(capsys):
+    code, out, _ = cli(capsys, "list")
+    assert code == 0
+    assert out.startswith("specs:") and "\nblocks:" in out
+    assert "googlenet " in out and "GoogLeNet" in out and "inception " in out
+
+
+def test_schema_prints_json(capsys):
+    code, out, _ = cli(capsys, "schema")
+    assert code == 0 and json.loads(out)["$schema"].endswith("2020-12/schema")
+
+
+def test_load_builds_the_googlenet_of_the_issue():
+    import torch
+
+    import netspec
+
+    assert netspec.load("specs/googlenet.yaml")(torch.zeros(2, 1, 96, 96)).shape == (2, 10)
+
+
+# ── torch stays unimported ────────────────────────────────────────────────────────────────────────────────────
+
+def test_validate_summary_list_and_schema_never_import_torch():
+    probe = ("import contextlib, io, sys\n"
+             "from netspec.cli import main\n"
+             "for args in (['validate', 'specs/googlenet.yaml', 'specs/bn_lenet.yaml'], ['summary', 'googlenet'],\n"
+             "             ['summary', 'lenet', '--json'], ['list'], ['schema'], ['validate', 'nosuchspec']):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+             "        code = main(args)\n"
+             "    print(args[0], code, 'torch' in sys.modules)\n")
+    run = run_python(probe)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:-1] == ["validate 0 False", "summary 0 False", "summary 0 False", "list 0 False",
+                                           "schema 0 False", "validate 2 False"]
+
+
+def test_a_cold_validate_answers_in_well_under_a_second():
+    runs = [run_cli("validate", "specs/lenet.yaml") for _ in range(2)]  # the faster of two: the cores are shared
+    assert all(run.code == 0 for run in runs) and min(run.seconds for run in runs) < 2.0
+
+
+# ── params on the command line ────────────────────────────────────────────────────────────────────────────────
+
+def test_set_overrides_a_param(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet", "--set", "num_classes=100", "--json")
+    assert code == 0 and json.loads(out)["output"] == [100]
+
+
+def test_set_reads_yaml_values(capsys):
+    code, out, _ = cli(capsys, "validate", "googlenet", "--set", "size=64", "--set", "in_channels=3")
+    assert code == 0 and "output [10]" in out
+
+
+@pytest.mark.parametrize("args, first", [
+    (["--set", "num_classes"], "netspec: error: --set expects name=value, got 'num_classes'"),
+    (["--set", "num_classes=[1"], "netspec: error: --set num_classes: cannot read the value '[1'"),
+])
+def test_a_malformed_set_is_one_line_and_exit_2(capsys, args, first):
+    code, out, err = cli(capsys, "validate", "lenet", *args)
+    assert code == 2 and err.splitlines() == [first]
+
+
+def test_a_set_of_an_unknown_param_is_a_located_error_with_a_suggestion(capsys):
+    code, _, err = cli(capsys, "validate", "lenet", "--set", "num_clases=3")
+    assert code == 2
+    assert err.splitlines()[0] == "specs/lenet.yaml:5:1: error: unknown param `num_clases` in the overrides"
+    assert "hint: did you mean `num_classes`?" in err
+
+
+def test_a_set_of_the_wrong_type_is_a_located_error(capsys):
+    code, _, err = cli(capsys, "validate", "lenet", "--set", "num_classes=ten")
+    assert code == 2 and err.startswith("specs/lenet.yaml:6:3: error: param `num_classes` (--set): expected int")
+
+
+# ── usage mistakes ────────────────────────────────────────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize("args, start", [
+    (["frobnicate"], "netspec: error: argument COMMAND: invalid choice: 'frobnicate'"),
+    (["validate", "--bogus", "lenet"], "netspec: error: unrecognized arguments: --bogus"),
+    (["summary", "lenet", "--depth", "x"], "netspec: error: argument --depth: invalid int value: 'x'"),
+    ([], "netspec: error: the following arguments are required: COMMAND"),
+    (["validate"], "netspec: error: the following arguments are required: SPEC"),
+])
+def test_a_usage_mistake_is_one_line_and_exit_2(capsys, args, start):
+    code, out, err = cli(capsys, *args)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(start)
+
+
+def test_a_usage_mistake_from_a_fresh_interpreter_has_no_traceback():
+    run = run_cli("frobnicate")
+    assert run.code == 2 and len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_an_unknown_spec_name_exits_2_with_a_suggestion(capsys):
+    code, _, err = cli(capsys, "summary", "googlenett")
+    assert code == 2
+    assert err.splitlines()[0] == "googlenett:1:1: error: no spec file or built-in spec named `googlenett`"
+    assert "did you mean `googlenet`" in err
+
+
+def test_a_bad_spec_exits_2_and_says_how_many_errors(capsys):
+    code, _, err = cli(capsys, "validate", "tests/bad_specs/two_errors.yaml")
+    assert code == 2 and err.rstrip().endswith("2 errors")
+
+
+def test_an_internal_error_exits_1_with_one_line_unless_debug(capsys, monkeypatch):
+    import netspec.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(netspec.pipeline, "shaped_graph", broken)
+    code, _, err = cli(capsys, "validate", "lenet")
+    assert code == 1 and err.splitlines() == [
+        "netspec: internal error: RuntimeError: boom (run with --debug for a traceback)"]
+    code, _, err = cli(capsys, "--debug", "validate", "lenet")
+    assert code == 1 and "Traceback" in err

@@ -1,0 +1,238 @@
+"""Compilation (netspec.compile): the GraphModule's names, its fitness for PyTorch's tools, and the standalone
+Python file that reproduces it with nothing but torch."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import netspec
+from netspec.compile import class_name, to_python_source
+from netspec.graph import op_nodes
+
+from conftest import SPECS, all_specs, run_cli, spec_params
+
+# A small network with every kind of node compile emits: convs, batchnorm, pools, concat, add (with a shortcut
+# from the block input), flatten, dropout and linear.
+MIXED = """netspec: 1
+name: mixed
+input: [3, 16, 16]
+blocks:
+  res:
+    seq:
+      - {name: a, conv: {out: 8, kernel: 3, padding: 1, groups: 2}}
+      - add: {from: [a, input]}
+body:
+  - {name: stem, conv: {out: 8, kernel: 3, padding: 1}}
+  - {name: bn, batchnorm: {}}
+  - relu
+  - name: mix
+    concat:
+      - [conv: {out: 4, kernel: 1}]
+      - [maxpool: {kernel: 3, stride: 1, padding: 1}, conv: {out: 4, kernel: 1}]
+  - {name: res, res: {}}
+  - avgpool: {kernel: 2}
+  - global_avgpool
+  - flatten
+  - dropout: {p: 0.1}
+  - {name: fc, linear: {out: 5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def mixed_spec(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("mixed") / "mixed.yaml"
+    path.write_text(MIXED)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed(mixed_spec):
+    torch.manual_seed(0)
+    return netspec.load(mixed_spec).eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+# ── names and modules ─────────────────────────────────────────────────────────────────────────────────────────
+
+def test_submodules_sit_at_the_graphs_dotted_names(mixed, mixed_spec):
+    shaped = netspec.shaped_graph(mixed_spec)
+    called = {node.target for node in mixed.graph.nodes if node.op == "call_module"}
+    assert called == {n for n in op_nodes(shaped) if shaped.nodes[n]["op"] not in ("concat", "add")}
+    assert {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"} <= called
+    assert {key.rsplit(".", 1)[0] for key in mixed.state_dict()} == {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"}
+
+
+@pytest.mark.parametrize("path", spec_params())
+def test_state_dict_keys_are_the_specs_dotted_names_with_no_lazy_modules(path):
+    shaped = netspec.shaped_graph(path)
+    with torch.device("meta"):
+        model = netspec.load(path)
+    assert not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules())
+    assert {key.rsplit(".", 1)[0] for key in model.state_dict()} <= set(op_nodes(shaped))
+    assert type(model).__name__ == class_name(shaped.graph["name"])
+
+
+# ── PyTorch's tools ───────────────────────────────────────────────────────────────────────────────────────────
+
+def test_the_module_round_trips_through_its_state_dict(mixed_spec, mixed, batch):
+    buffer = io.BytesIO()
+    torch.save(mixed.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = netspec.load(mixed_spec).eval()
+    assert not torch.equal(fresh(batch), mixed(batch))        # fresh weights differ …
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(fresh(batch), mixed(batch))            # … until the saved ones are loaded
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torch_jit_trace_gives_the_same_outputs(mixed, batch):
+    traced = torch.jit.trace(mixed, batch)
+    assert torch.equal(traced(batch), mixed(batch))
+
+
+def test_torch_compile_gives_the_same_outputs(mixed, batch):
+    compiled = torch.compile(mixed, backend="aot_eager")
+    torch.testing.assert_close(compiled(batch), mixed(batch))
+
+
+def test_channels_last_gives_the_same_outputs_as_contiguous(mixed_spec, mixed, batch):
+    other = netspec.load(mixed_spec).eval()
+    other.load_state_dict(mixed.state_dict())
+    other = other.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(other(batch.to(memory_format=torch.channels_last)), mixed(batch))
+
+
+def test_the_module_trains_a_step(mixed_spec, batch):
+    model = netspec.load(mixed_spec).train()
+    loss = model(batch).square().mean()
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_onnx_export_writes_a_checked_model(mixed, batch, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    torch.onnx.export(mixed, (batch,), str(tmp_path / "mixed.onnx"))
+    onnx.checker.check_model(onnx.load(str(tmp_path / "mixed.onnx")))
+
+
+# ── the standalone Python file ────────────────────────────────────────────────────────────────────────────────
+
+REAL_FORWARD_MACS = 3e8      # above this or REAL_FORWARD_PARAMS, only meta tensors (keys, shapes): stay fast
+REAL_FORWARD_PARAMS = 15e6
+
+
+def import_file(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def emitted_class(path: Path, folder: Path):
+    shaped = netspec.shaped_graph(path)
+    stem = "emitted_" + str(path.relative_to(SPECS).with_suffix("")).replace("/", "_")
+    target = folder / f"{stem}.py"
+    target.write_text(to_python_source(shaped), encoding="utf-8")
+    return shaped, getattr(import_file(target, stem), class_name(shaped.graph["name"]))
+
+
+@pytest.mark.parametrize("path", spec_params())
+def test_the_emitted_file_has_the_same_state_dict_and_identical_outputs(path, tmp_path):
+    shaped, cls = emitted_class(path, tmp_path)
+    small = shaped.graph["total_macs"] < REAL_FORWARD_MACS and shaped.graph["total_params"] < REAL_FORWARD_PARAMS
+    with torch.device("cpu" if small else "meta"):
+        torch.manual_seed(0)
+        ours, theirs = netspec.load(path).eval(), cls().eval()
+    assert list(theirs.state_dict()) == list(ours.state_dict())
+    assert {k: v.shape for k, v in theirs.state_dict().items()} == {k: v.shape for k, v in ours.state_dict().items()}
+    if not small:
+        return
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, *shaped.graph["input_shape"], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (theirs(x) - ours(x)).abs().max().item() == 0.0
+
+
+def test_the_emitted_file_of_a_network_with_every_merge_gives_identical_outputs(mixed_spec, mixed, batch, tmp_path):
+    target = tmp_path / "mixed_emitted.py"
+    target.write_text(netspec.emit_python(mixed_spec), encoding="utf-8")
+    theirs = import_file(target, "mixed_emitted").Mixed().eval()
+    theirs.load_state_dict(mixed.state_dict())
+    with torch.no_grad():
+        assert (theirs(batch) - mixed(batch)).abs().max().item() == 0.0
+
+
+def test_emitted_files_import_only_torch(tmp_path):
+    """Every spec's file, imported in an isolated interpreter (`-I`: no cwd, no user site) after torch: nothing
+    but torch's own modules and the files themselves gets imported, and netspec never."""
+    files = []
+    for path in all_specs():
+        target = tmp_path / f"m{len(files)}.py"
+        target.write_text(netspec.emit_python(path), encoding="utf-8")
+        files.append(str(target))
+    probe = (
+        "import importlib.util, json, sys\n"
+        "import torch\n"
+        "before = set(sys.modules)\n"
+        f"for i, file in enumerate({files!r}):\n"
+        "    spec = importlib.util.spec_from_file_location(f'm{i}', file)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "new = sorted(m for m in set(sys.modules) - before if m.split('.')[0] != 'torch')\n"
+        "print(json.dumps({'new': new, 'netspec': any(m.startswith('netspec') for m in sys.modules)}))\n")
+    done = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"new": [], "netspec": False}
+
+
+@pytest.mark.parametrize("path", spec_params())
+def test_the_emitted_file_imports_nothing_but_torch(path):
+    tree = ast.parse(netspec.emit_python(path))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"torch"}
+
+
+def test_the_course_batchnorm_is_emitted_with_its_source(tmp_path):
+    source = netspec.emit_python(SPECS / "bn_lenet.yaml", bn_impl="formula")
+    assert "class FormulaBatchNorm(nn.Module)" in source
+    target = tmp_path / "bn_formula.py"
+    target.write_text(source)
+    model_cls = getattr(import_file(target, "bn_formula"), "BnLenet")
+    torch.manual_seed(0)
+    ours = netspec.load(SPECS / "bn_lenet.yaml", bn_impl="formula")
+    theirs = model_cls()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    assert (theirs(x) - ours(x)).abs().max().item() == 0.0     # training mode: batch statistics
+
+
+# ── the command line ──────────────────────────────────────────────────────────────────────────────────────────
+
+def test_compile_to_a_pt_file_writes_weights_that_load(tmp_path):
+    run = run_cli("compile", "lenet", "-o", str(tmp_path / "lenet.pt"))
+    assert run.code == 0, run.stderr
+    weights = torch.load(tmp_path / "lenet.pt", weights_only=True)
+    model = netspec.load("lenet")
+    model.load_state_dict(weights)
+    assert set(weights) == set(model.state_dict())
+
+
+def test_compile_refuses_an_unknown_output_suffix(tmp_path):
+    run = run_cli("compile", "lenet", "-o", str(tmp_path / "lenet.onnx"))
+    assert run.code == 2 and len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr

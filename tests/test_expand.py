@@ -1,0 +1,241 @@
+"""Expansion (netspec.expand): stable dotted names, templates, repeat, when, from, params and `in.*`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netspec.errors import SpecErrors
+from netspec.expand import expand
+from netspec.graph import INPUT, OUTPUT, inputs_of, lint, op_nodes
+from netspec.pipeline import load_spec, shaped_graph
+
+from conftest import SPECS, run_cli
+
+HEAD = "netspec: 1\nname: net\n"
+
+
+def write(folder: Path, text: str, name: str = "net.yaml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def graph_of(folder: Path, text: str, **overrides):
+    return expand(load_spec(write(folder, text), overrides))
+
+
+def ops(graph) -> dict[str, str]:
+    return {node: graph.nodes[node]["op"] for node in op_nodes(graph)}
+
+
+def chain(graph) -> list[str]:
+    """The op nodes from the output back to the input, following each node's first input."""
+    nodes, node = [], inputs_of(graph, OUTPUT)[0]
+    while node != INPUT:
+        nodes.append(node)
+        node = inputs_of(graph, node)[0]
+    return nodes[::-1]
+
+
+# ── names ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+def test_unnamed_items_are_named_by_their_index_and_named_ones_by_their_name(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [3, 8, 8]\nbody:\n"
+                     "  - conv: {out: 4, kernel: 3}\n  - {name: act, relu: {}}\n"
+                     "  - name: head\n    seq: [flatten, {name: fc, linear: {out: 2}}]\n")
+    assert ops(graph) == {"0": "conv", "act": "relu", "head.0": "flatten", "head.fc": "linear"}
+    assert chain(graph) == ["0", "act", "head.0", "head.fc"]
+
+
+def test_a_name_does_not_shift_when_a_layer_is_inserted_elsewhere(tmp_path):
+    base = HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n  - {name: b, linear: {out: 2}}\n"
+    inserted = base.replace("  - {name: b", "  - relu\n  - {name: b")
+    assert set(ops(graph_of(tmp_path, base))) <= set(ops(graph_of(tmp_path, inserted)))
+
+
+def test_a_template_call_is_a_scope_named_by_its_position_or_name(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  pair: {seq: [{name: fc, linear: {out: 4}}, relu]}\n"
+                     "body:\n  - pair\n  - {name: second, pair: {}}\n")
+    assert ops(graph) == {"0.fc": "linear", "0.1": "relu", "second.fc": "linear", "second.1": "relu"}
+    scopes = graph.graph["scopes"]
+    assert scopes["0"].kind == "template" and scopes["0"].template == "pair"
+    assert scopes["second"].mark.line == 8
+
+
+def test_repeat_numbers_its_iterations_under_the_items_name(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: stack, repeat: 3, linear: {out: 4}}\n")
+    assert ops(graph) == {"stack.0": "linear", "stack.1": "linear", "stack.2": "linear"}
+    assert chain(graph) == ["stack.0", "stack.1", "stack.2"]
+    assert graph.graph["scopes"]["stack"].kind == "repeat"
+
+
+def test_repeat_with_as_names_each_iteration_by_an_expression(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n"
+                     "  - {repeat: 2, as: i, name: \"layer${i+1}\", seq: [linear: {out: \"${4 * (i + 1)}\"}, relu]}\n")
+    assert ops(graph) == {"layer1.0": "linear", "layer1.1": "relu", "layer2.0": "linear", "layer2.1": "relu"}
+    assert graph.nodes["layer2.0"]["args"]["out"] == 8
+
+
+def test_the_index_variable_is_visible_inside_a_template_called_in_the_loop(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  fc: {params: {n: int}, linear: {out: $n}}\n"
+                     "body:\n  - {repeat: 3, as: k, name: \"fc${k}\", fc: {n: \"${k + 1}\"}}\n")
+    assert [graph.nodes[n]["args"]["out"] for n in ("fc0", "fc1", "fc2")] == [1, 2, 3]
+
+
+def test_branches_of_concat_are_numbered_and_merged_by_a_node_of_their_own(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [3, 8, 8]\nbody:\n"
+                     "  - name: mix\n    concat:\n      - [conv: {out: 2, kernel: 1}]\n"
+                     "      - [conv: {out: 3, kernel: 1}, relu]\n      - []\n")
+    assert ops(graph) == {"mix.0.0": "conv", "mix.1.0": "conv", "mix.1.1": "relu", "mix.concat": "concat"}
+    assert inputs_of(graph, "mix.concat") == ["mix.0.0", "mix.1.1", INPUT]
+
+
+def test_the_googlenet_spec_names_its_inception_paths_stably():
+    graph = expand(load_spec(SPECS / "googlenet.yaml"))
+    assert graph.nodes["b3.0.1.2"]["op"] == "conv" and graph.nodes["b3.0.concat"]["op"] == "concat"
+    assert graph.nodes["fc"]["op"] == "linear"
+
+
+def test_nodes_are_inserted_in_a_topological_order():
+    graph = expand(load_spec(SPECS / "googlenet.yaml"))
+    order = list(graph.nodes)
+    assert all(order.index(src) < order.index(dst) for src, dst in graph.edges)
+
+
+# ── when, from, input ─────────────────────────────────────────────────────────────────────────────────────────
+
+WHEN = HEAD + "input: [4]\nparams: {extra: false}\nbody:\n  - {name: a, linear: {out: 4}}\n" \
+              "  - {name: b, when: $extra, linear: {out: 4}}\n  - {name: c, linear: {out: 2}}\n"
+
+
+def test_a_false_when_passes_the_input_through_and_builds_nothing(tmp_path):
+    graph = graph_of(tmp_path, WHEN)
+    assert list(ops(graph)) == ["a", "c"] and inputs_of(graph, "c") == ["a"]
+
+
+def test_a_true_when_builds_the_item(tmp_path):
+    graph = graph_of(tmp_path, WHEN, extra=True)
+    assert list(ops(graph)) == ["a", "b", "c"] and inputs_of(graph, "c") == ["b"]
+
+
+def test_a_skipped_named_node_can_still_be_named_in_from(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
+                     "  - {name: down, when: false, from: input, linear: {out: 4}}\n  - add: {from: [a, down]}\n")
+    assert inputs_of(graph, "2") == ["a", INPUT]
+
+
+def test_from_input_is_the_enclosing_blocks_input(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  res:\n    seq:\n      - {name: fc, linear: {out: 4}}\n"
+                     "      - add: {from: [fc, input]}\nbody:\n  - {name: stem, linear: {out: 4}}\n  - res\n")
+    assert inputs_of(graph, "1.1") == ["1.fc", "stem"]
+    assert inputs_of(graph, "1.fc") == ["stem"]
+
+
+def test_from_names_an_earlier_node_and_add_merges_in_order(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
+                     "  - {name: b, linear: {out: 4}}\n  - {from: a, name: c, linear: {out: 4}}\n"
+                     "  - add: {from: [c, b]}\n")
+    assert inputs_of(graph, "c") == ["a"] and inputs_of(graph, "3") == ["c", "b"]
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("nope", "`from:` names an unknown node `nope`"),
+    ("later", "`from: later` names a node defined later"),
+])
+def test_from_an_unknown_or_later_node_is_an_error(tmp_path, ref, message):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, HEAD + f"input: [4]\nbody:\n  - {{from: {ref}, relu: {{}}}}\n  - {{name: later, relu: {{}}}}\n")
+    assert caught.value.errors[0].message.startswith(message)
+
+
+def test_duplicate_names_are_refused_with_the_first_use_noted(tmp_path):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, relu: {}}\n  - {name: a, relu: {}}\n")
+    error = caught.value.errors[0]
+    assert error.message == "duplicate name `a`" and error.notes[0].mark.line == 5
+
+
+# ── params, overrides and `in` ────────────────────────────────────────────────────────────────────────────────
+
+SIZED = HEAD + "params: {classes: 10, width: 8}\ninput: [3, 8, 8]\nbody:\n  - conv: {out: $width, kernel: 3}\n" \
+               "  - flatten\n  - linear: {out: $classes}\n"
+
+
+def test_params_flow_into_op_args_and_overrides_replace_them(tmp_path):
+    graph = graph_of(tmp_path, SIZED, classes=3)
+    assert graph.nodes["0"]["args"]["out"] == 8 and graph.nodes["2"]["args"]["out"] == 3
+
+
+def test_set_on_the_command_line_overrides_a_param(tmp_path):
+    path = write(tmp_path, SIZED)
+    run = run_cli("summary", str(path), "--set", "classes=5", "--set", "width=2", "--json")
+    assert run.code == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["output"] == [5] and summary["rows"][0]["shape"] == [2, 6, 6]
+
+
+def test_an_override_that_changes_the_network_skips_its_expectations(tmp_path):
+    path = write(tmp_path, SIZED + "expect: {output: [10]}\n")
+    assert shaped_graph(path, {"classes": 4}).graph["output_shape"] == (4,)
+    with pytest.raises(SpecErrors):
+        shaped_graph(write(tmp_path, SIZED + "expect: {output: [4]}\n"))
+
+
+def test_in_channels_reads_the_inferred_input_of_the_item(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [6, 8, 8]\nbody:\n  - conv: {out: 10, kernel: 1}\n"
+                     "  - conv: {out: \"${in.channels // 2}\", kernel: 1}\n  - avgpool: {kernel: \"${in.height // 4}\"}\n")
+    assert graph.nodes["1"]["args"]["out"] == 5 and graph.nodes["2"]["args"]["kernel"] == 2
+
+
+def test_in_channels_works_inside_a_template_argument(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [3, 8, 8]\nblocks:\n  squeeze: {params: {c: int}, conv: {out: $c, kernel: 1}}\n"
+                     "body:\n  - conv: {out: 12, kernel: 1}\n  - squeeze: {c: \"${in.channels // 4}\"}\n")
+    assert graph.nodes["1"]["args"]["out"] == 3
+
+
+def test_template_defaults_may_use_earlier_arguments(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  mlp:\n    params: {n: int, hidden: {type: int, default: \"${n * 4}\"}}\n"
+                     "    seq: [linear: {out: $hidden}, linear: {out: $n}]\nbody:\n  - mlp: {n: 2}\n")
+    assert graph.nodes["0.0"]["args"]["out"] == 8
+
+
+# ── lint ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+def test_lint_finds_a_node_whose_output_is_never_used(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
+                     "  - {name: unused, linear: {out: 3}}\n  - {from: a, name: c, linear: {out: 2}}\n")
+    problems = lint(graph)
+    assert [p.message for p in problems] == ["the output of `unused` (linear) is never used"]
+    assert problems[0].mark.line == 6
+
+
+def test_lint_is_quiet_on_every_shipped_network():
+    from conftest import all_specs
+
+    assert [p.first_line() for path in all_specs() for p in lint(expand(load_spec(path)))] == []
+
+
+def test_lint_finds_a_cycle_in_a_transformed_graph(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n  - {name: b, relu: {}}\n")
+    graph.add_edge("b", "a", index=1)
+    assert lint(graph)[0].message.startswith("the graph has a cycle")
+
+
+# ── bounds ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+def test_a_huge_repeat_is_refused_before_anything_is_built(tmp_path):
+    with pytest.raises(SpecErrors, match="exceeds the limit"):
+        graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {repeat: 1000000000, relu: {}}\n")
+
+
+def test_nested_repeats_are_bounded_by_the_total_node_count(tmp_path):
+    with pytest.raises(SpecErrors, match="more than 10,000 nodes"):
+        graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {repeat: 1000, seq: [{repeat: 1000, relu: {}}]}\n")
+
+
+def test_a_recursive_template_is_refused(tmp_path):
+    with pytest.raises(SpecErrors, match="calls itself"):
+        graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  a: {seq: [relu, b]}\n  b: {seq: [a]}\nbody: [a]\n")

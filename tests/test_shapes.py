@@ -1,0 +1,223 @@
+"""Shape inference (netspec.shapes, with the op table's rules) against PyTorch as the oracle.
+
+For every spec: a forward pass on the meta device, walked node by node with torch.fx.Interpreter, gives the
+inferred shape at every node, and the parameters PyTorch allocates number exactly the inferred count.
+For the rules themselves: conv and pooling shapes on random arguments equal what PyTorch computes (or PyTorch
+refuses exactly where netspec does).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import fx
+
+import netspec
+from netspec.errors import SpecErrors
+from netspec.graph import INPUT, OUTPUT, inputs_of, op_nodes
+from netspec.ops import OPS, ShapeError, defaults
+from netspec.shapes import infer
+from netspec.torch_ops import merge_call
+
+from conftest import SPECS, spec_params
+
+# ── every spec, node by node ──────────────────────────────────────────────────────────────────────────────────
+
+
+class ShapeRecorder(fx.Interpreter):
+    """Runs a GraphModule and keeps the shape (batch dropped) of every fx node's output."""
+
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    def run_node(self, node: fx.Node):
+        out = super().run_node(node)
+        if isinstance(out, torch.Tensor):
+            self.shapes[node] = tuple(out.shape[1:])
+        return out
+
+
+def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
+    """Each graph node's fx node: compile emits, in graph order, one call_module per module op and for a merge
+    the calls of its `merge_call` layout (one `cat` of a list; a chain of `add`s, the last one its result)."""
+    calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output"))
+    found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
+    for node in op_nodes(shaped):
+        op = shaped.nodes[node]["op"]
+        if op in ("concat", "add"):
+            count = 1 if merge_call(op).layout == "list_dim" else len(inputs_of(shaped, node)) - 1
+            for _ in range(count):
+                found[node] = next(calls)
+        else:
+            found[node] = next(calls)
+            assert (found[node].op, found[node].target) == ("call_module", node)
+    assert next(calls, None) is None, "fx nodes left over: the walk lost step with the compiled graph"
+    return found
+
+
+@pytest.fixture(scope="module", params=spec_params())
+def compiled(request):
+    """(shaped graph, the compiled model on the meta device, shapes PyTorch computed per fx node)."""
+    shaped = netspec.shaped_graph(request.param)
+    with torch.device("meta"):
+        module = netspec.load(request.param)
+    recorder = ShapeRecorder(module)
+    out = recorder.run(torch.empty(2, *shaped.graph["input_shape"], device="meta"))
+    return shaped, module, recorder.shapes, tuple(out.shape)
+
+
+def test_the_inferred_shape_of_every_node_is_the_shape_pytorch_computes(compiled):
+    shaped, module, observed, _ = compiled
+    by_node = fx_node_of(module, shaped)
+    mismatches = {node: (observed[by_node[node]], shaped.nodes[node]["shape"]) for node in op_nodes(shaped)
+                  if observed[by_node[node]] != shaped.nodes[node]["shape"]}
+    assert mismatches == {}, "node: (PyTorch, inferred)"
+
+
+def test_the_output_shape_is_the_inferred_one_with_the_batch(compiled):
+    shaped, _, _, out = compiled
+    assert out == (2, *shaped.graph["output_shape"]) == (2, *shaped.nodes[OUTPUT]["shape"])
+
+
+def test_the_inferred_parameter_count_is_what_pytorch_allocates(compiled):
+    shaped, module, _, _ = compiled
+    assert sum(p.numel() for p in module.parameters()) == shaped.graph["total_params"]
+
+
+def test_each_nodes_parameter_count_is_its_modules(compiled):
+    shaped, module, _, _ = compiled
+    modules = dict(module.named_modules())
+    for node in op_nodes(shaped):
+        own = sum(p.numel() for p in modules[node].parameters()) if node in modules else 0
+        assert own == shaped.nodes[node]["params"], node
+
+
+def test_the_googlenet_total_is_the_reference():
+    assert netspec.shaped_graph(SPECS / "googlenet.yaml").graph["total_params"] == 5_977_530
+
+
+def test_the_recorder_would_notice_a_wrong_shape():
+    """The comparison can fail: a graph whose annotation is off by one is caught."""
+    shaped = netspec.shaped_graph(SPECS / "lenet.yaml")
+    with torch.device("meta"):
+        module = netspec.load(SPECS / "lenet.yaml")
+    recorder = ShapeRecorder(module)
+    recorder.run(torch.empty(1, 1, 28, 28, device="meta"))
+    shaped.nodes["0"]["shape"] = (6, 27, 28)
+    assert recorder.shapes[fx_node_of(module, shaped)["0"]] != shaped.nodes["0"]["shape"]
+
+
+# ── the rules against PyTorch, on random arguments ────────────────────────────────────────────────────────────
+
+RANDOM = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+pairs = st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4)).map(list))
+
+
+def ours(op: str, shape: tuple[int, ...], **args):
+    try:
+        return tuple(OPS[op].shape({**defaults(OPS[op]), **args}, [shape]))
+    except ShapeError:
+        return None
+
+
+def theirs(run) -> tuple[int, ...] | None:
+    """PyTorch's output shape on the meta device, or None where PyTorch refuses the arguments."""
+    try:
+        with torch.device("meta"):
+            out = run()
+    except (RuntimeError, ValueError):
+        return None
+    return tuple(out.shape[1:]) if all(d > 0 for d in out.shape) else None
+
+
+@RANDOM
+@given(c=st.integers(1, 8), h=st.integers(1, 12), w=st.integers(1, 12), out=st.integers(1, 8), kernel=pairs,
+       stride=pairs, padding=st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)).map(list)),
+       dilation=pairs, groups=st.sampled_from([1, 2, 4]))
+def test_the_conv_rule_matches_pytorch(c, h, w, out, kernel, stride, padding, dilation, groups):
+    args = dict(out=out, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    expected = theirs(lambda: torch.nn.Conv2d(c, out, kernel, stride, padding, dilation, groups)(
+        torch.empty(1, c, h, w)))
+    assert ours("conv", (c, h, w), **args) == expected
+
+
+@RANDOM
+@given(c=st.integers(1, 4), h=st.integers(1, 12), w=st.integers(1, 12), kernel=pairs, dilation=pairs)
+def test_same_padding_keeps_the_size_as_in_pytorch(c, h, w, kernel, dilation):
+    inferred = ours("conv", (c, h, w), out=3, kernel=kernel, dilation=dilation, padding="same")
+    expected = theirs(lambda: torch.nn.Conv2d(c, 3, kernel, padding="same", dilation=dilation)(torch.empty(1, c, h, w)))
+    if inferred is None:  # netspec refuses an even total padding (PyTorch pads asymmetrically)
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+        assert (dh * (kh - 1)) % 2 or (dw * (kw - 1)) % 2
+    else:
+        assert inferred == expected == (3, h, w)
+
+
+def test_same_padding_with_a_stride_is_refused_as_pytorch_does():
+    assert ours("conv", (3, 8, 8), out=4, kernel=3, stride=2, padding="same") is None
+    assert theirs(lambda: torch.nn.Conv2d(3, 4, 3, stride=2, padding="same")(torch.empty(1, 3, 8, 8))) is None
+
+
+@RANDOM
+@given(c=st.integers(1, 4), h=st.integers(1, 14), w=st.integers(1, 14), kernel=pairs,
+       stride=st.one_of(st.none(), pairs), padding=st.integers(0, 2), dilation=pairs, ceil=st.booleans())
+def test_the_maxpool_rule_matches_pytorch_including_ceil_mode(c, h, w, kernel, stride, padding, dilation, ceil):
+    expected = theirs(lambda: F.max_pool2d(torch.empty(1, c, h, w), kernel, stride, padding, dilation, ceil))
+    assert ours("maxpool", (c, h, w), kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                ceil_mode=ceil) == expected
+
+
+@RANDOM
+@given(c=st.integers(1, 4), h=st.integers(1, 14), w=st.integers(1, 14), kernel=pairs,
+       stride=st.one_of(st.none(), pairs), padding=st.integers(0, 2), ceil=st.booleans())
+def test_the_avgpool_rule_matches_pytorch_including_ceil_mode(c, h, w, kernel, stride, padding, ceil):
+    expected = theirs(lambda: F.avg_pool2d(torch.empty(1, c, h, w), kernel, stride, padding, ceil))
+    assert ours("avgpool", (c, h, w), kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil) == expected
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [(7, 3, 2, 1), (6, 3, 2, 0), (5, 2, 2, 0), (1, 2, 2, 1)])
+def test_ceil_mode_drops_a_last_window_that_would_start_in_the_padding(size, kernel, stride, padding):
+    expected = theirs(lambda: F.max_pool2d(torch.empty(1, 1, size, size), kernel, stride, padding, 1, True))
+    assert ours("maxpool", (1, size, size), kernel=kernel, stride=stride, padding=padding, ceil_mode=True) == expected
+
+
+# ── merges and errors ─────────────────────────────────────────────────────────────────────────────────────────
+
+def shaped_text(tmp_path, text: str):
+    path = tmp_path / "net.yaml"
+    path.write_text("netspec: 1\nname: net\n" + text)
+    return netspec.shaped_graph(path)
+
+
+def test_concat_adds_channels_and_add_keeps_the_shape(tmp_path):
+    shaped = shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n  - name: c\n    concat: [[conv: {out: 2, kernel: 1}], []]\n"
+                                   "  - name: a\n    add: [[conv: {out: 6, kernel: 3, padding: 1}], []]\n")
+    assert shaped.nodes["c.concat"]["shape"] == (6, 6, 6) and shaped.nodes["a.add"]["shape"] == (6, 6, 6)
+
+
+def test_every_independent_shape_error_is_reported_and_later_nodes_are_not_blamed(tmp_path):
+    with pytest.raises(SpecErrors) as caught:
+        shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n"
+                              "  - {name: x, conv: {out: 4, kernel: 9}}\n  - {name: after, relu: {}}\n"
+                              "  - {from: input, name: y, conv: {out: 3, kernel: 3, groups: 2}}\n")
+    assert [e.mark.line for e in caught.value.errors] == [5, 7]
+
+
+def test_params_and_macs_of_a_conv_are_counted_per_group(tmp_path):
+    shaped = shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n  - conv: {out: 8, kernel: 3, groups: 2, padding: 1}\n")
+    assert shaped.nodes["0"]["params"] == 8 * 2 * 9 + 8
+    assert shaped.nodes["0"]["macs"] == 8 * 6 * 6 * 2 * 9
+
+
+def test_inference_annotates_a_copy_and_leaves_the_graph_alone():
+    from netspec.expand import expand
+    from netspec.pipeline import load_spec
+
+    graph = expand(load_spec(SPECS / "lenet.yaml"))
+    shaped = infer(graph)
+    assert "shape" in shaped.nodes["0"] and "shape" not in graph.nodes["0"]

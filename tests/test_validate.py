@@ -1,0 +1,215 @@
+"""Validation (netspec.validate and the JSON Schema): strict on unknown keys with suggestions, every error located
+and reported at once, and the shipped schema in step with the op table."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from netspec.errors import SpecErrors
+from netspec.pipeline import load_spec
+from netspec.schema_gen import SCHEMA_PATH, build_schema, render_schema
+from netspec.source import Document, parse_text
+from netspec.validate import validate
+
+from conftest import REPO, SPECS, all_specs, run_cli, spec_params
+
+NET = "netspec: 1\nname: net\ninput: [3, 8, 8]\n"
+
+
+def errors_of(text: str, overrides=None, name: str = "t.yaml") -> list:
+    with pytest.raises(SpecErrors) as caught:
+        validate([Document(REPO / name, name, parse_text(text, name))], overrides)
+    return list(caught.value.errors)
+
+
+def only_error(text: str, overrides=None):
+    errors = errors_of(text, overrides)
+    assert len(errors) == 1, [e.first_line() for e in errors]
+    return errors[0]
+
+
+# ── strict on unknown keys ────────────────────────────────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize("text, key, suggestion, line", [
+    (NET + "bdy: [relu]\n", "bdy", "body", 4),
+    (NET + "body: [relu]\ntrain: {lr: 0.1, epoch: 3}\n", "epoch", "epochs", 5),
+    (NET + "body: [relu]\nexpect: {parms: 3}\n", "parms", "params", 5),
+    (NET + "body:\n  - conv: {out: 4, kernal: 3}\n", "kernal", "kernel", 5),
+    (NET + "body:\n  - maxpool: {kernel: 2, strides: 2}\n", "strides", "stride", 5),
+    (NET + "params: {n: {default: 1, tpye: int}}\nbody: [relu]\n", "tpye", "type", 4),
+])
+def test_an_unknown_key_is_refused_at_the_key_with_a_suggestion(text, key, suggestion, line):
+    error = only_error(text)
+    assert error.message.startswith(f"unknown key `{key}`")
+    assert error.hint == f"did you mean `{suggestion}`?"
+    assert error.mark.line == line
+    assert error.path.endswith(f"/{key}")
+
+
+def test_an_unknown_op_is_refused_with_a_suggestion_among_ops_and_templates():
+    error = only_error(NET + "blocks:\n  stage: {seq: [relu]}\nbody: [stgae]\n")
+    assert (error.message, error.hint) == ("unknown op or template `stgae`", "did you mean `stage`?")
+
+
+def test_a_misspelt_modifier_is_suggested_too():
+    error = errors_of(NET + "body:\n  - {form: input, relu: {}}\n")[0]
+    assert error.hint == "did you mean `from`?"
+
+
+def test_a_value_of_the_wrong_kind_lists_what_is_accepted():
+    error = only_error(NET + "body:\n  - linear: {out: 10, bias: maybe}\n")
+    assert error.expected == "true/false or a `$` expression"
+    assert error.found == "'maybe'" and error.mark.line == 5 and error.mark.col == 29
+
+
+def test_a_missing_required_op_param_is_named():
+    error = only_error(NET + "body:\n  - conv: {out: 4}\n")
+    assert error.message == "missing key `kernel` in `body.0.conv`"
+
+
+def test_a_bad_param_name_is_located_at_the_name():
+    error = only_error(NET + "params: {bad-name: 1}\nbody: [relu]\n")
+    assert error.message == "invalid name `bad-name` in `params`" and error.mark.col == 10
+
+
+# ── every error at once, in source order ──────────────────────────────────────────────────────────────────────
+
+def test_schema_errors_and_rule_errors_are_reported_together_in_source_order():
+    errors = errors_of(NET + "body:\n  - sigmod\n  - linear: {out: 10, bias: maybe}\n  - {as: i, relu: {}}\n")
+    assert [e.mark.line for e in errors] == [5, 6, 7]
+    assert errors[0].message == "unknown op or template `sigmod`"
+    assert errors[2].message.startswith("`as` names the index of a `repeat`")
+
+
+def test_the_same_spot_is_not_reported_twice():
+    errors = errors_of(NET + "body:\n  - {}\n")
+    assert [e.message for e in errors] == ["the item has no op, template, seq, concat or add"]
+
+
+def test_errors_in_templates_and_in_the_body_are_all_reported():
+    errors = errors_of(NET + "blocks:\n  a: {seq: [rleu]}\n  conv: {seq: [relu]}\nbody: [a, sigmod]\n")
+    assert sorted(e.message for e in errors) == ["block name `conv` is taken by an op",
+                                                 "unknown op or template `rleu`",
+                                                 "unknown op or template `sigmod`"]
+
+
+def test_an_unknown_format_version_is_refused():
+    error = only_error(NET.replace("netspec: 1", "netspec: 2") + "body: [relu]\n")
+    assert error.message == "unknown netspec format version 2" and error.expected == "1"
+
+
+def test_a_file_that_is_not_a_mapping_is_refused():
+    assert only_error("- a\n- b\n").message == "a spec must be a mapping"
+
+
+def test_a_block_library_given_as_a_network_says_so():
+    assert "block library" in only_error("netspec: 1\nblocks: {a: {seq: [relu]}}\n").message
+
+
+# ── params and overrides ──────────────────────────────────────────────────────────────────────────────────────
+
+def test_params_take_their_defaults_and_overrides():
+    spec = validate([Document(REPO / "t.yaml", "t.yaml", parse_text(
+        NET + "params: {n: 3, ratio: {default: 0.5, type: float}}\nbody: [relu]\n", "t.yaml"))], {"n": 7})
+    assert dict(spec.params) == {"n": 7, "ratio": 0.5}
+
+
+def test_an_override_of_the_wrong_type_is_located_at_the_param():
+    error = only_error(NET + "params:\n  n: 3\nbody: [relu]\n", {"n": "three"})
+    assert error.message.startswith("param `n` (--set): expected int") and error.mark.line == 5
+
+
+def test_an_unknown_override_suggests_a_param():
+    error = only_error(NET + "params: {num_classes: 3}\nbody: [relu]\n", {"num_clases": 4})
+    assert error.message == "unknown param `num_clases` in the overrides"
+    assert error.hint == "did you mean `num_classes`?"
+
+
+def test_a_template_param_with_an_unknown_type_is_refused():
+    error = only_error(NET + "blocks:\n  b: {params: {n: integer}, seq: [relu]}\nbody: [b]\n")
+    assert error.message == "param `n`: unknown type `integer`"
+
+
+def test_a_template_default_may_be_an_expression_but_a_plain_default_must_fit_its_type():
+    text = NET + "blocks:\n  b:\n    params: {c: int, d: {type: int, default: \"${c * 2}\"}}\n    seq: [relu]\nbody: [b]\n"
+    validate([Document(REPO / "t.yaml", "t.yaml", parse_text(text, "t.yaml"))])
+    error = only_error(text.replace('"${c * 2}"', "two"))
+    assert error.message == "param `d`: default: expected int, found str 'two'"
+
+
+# ── the JSON Schema ───────────────────────────────────────────────────────────────────────────────────────────
+
+def test_the_shipped_schema_is_the_one_the_op_table_generates():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), \
+        "netspec/schema/netspec.schema.json is stale: run `python -m netspec.schema_gen`"
+
+
+def properties_without_description(node, path="#"):
+    if isinstance(node, dict):
+        for key, sub in node.get("properties", {}).items():
+            if not (isinstance(sub, dict) and sub.get("description")):
+                yield f"{path}/properties/{key}"
+        for key, sub in node.items():
+            yield from properties_without_description(sub, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, sub in enumerate(node):
+            yield from properties_without_description(sub, f"{path}/{i}")
+
+
+def test_every_property_in_the_schema_has_a_description():
+    schema = build_schema()
+    assert list(properties_without_description(schema)) == []
+    assert all(definition.get("description") for definition in schema["$defs"].values())
+
+
+def test_the_description_check_finds_a_property_without_one():
+    assert list(properties_without_description({"properties": {"a": {"type": "string"}}})) == ["#/properties/a"]
+
+
+def test_netspec_schema_prints_a_valid_draft_2020_12_schema():
+    run = run_cli("schema")
+    assert run.code == 0
+    schema = json.loads(run.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema == build_schema()
+
+
+def test_the_schema_is_strict_on_unknown_top_level_keys():
+    validator = jsonschema.Draft202012Validator(build_schema())
+    assert not validator.is_valid({"netspec": 1, "name": "x", "input": [1], "body": [], "bodyy": []})
+
+
+@pytest.mark.parametrize("path", spec_params(sorted(SPECS.rglob("*.yaml"))))
+def test_every_shipped_spec_and_library_validates_against_the_schema(path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    errors = list(jsonschema.Draft202012Validator(build_schema()).iter_errors(data))
+    assert errors == [], [e.message for e in errors]
+
+
+def test_every_spec_file_names_the_schema_for_editors():
+    for path in all_specs():
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=") and first.endswith("netspec.schema.json"), path
+
+
+@pytest.mark.parametrize("path", spec_params())
+def test_every_spec_passes_validation(path):
+    assert load_spec(path).name
+
+
+def test_missing_model_keys_are_reported_with_the_other_mistakes():
+    errors = errors_of("netspec: 1\nparams: {n: 3}\nbody: [rleu]\n", {"m": 1})
+    assert [e.message for e in errors] == ["missing key `name`", "missing key `input`",
+                                           "unknown param `m` in the overrides", "unknown op or template `rleu`"]
+
+
+def test_a_misspelt_key_is_not_also_reported_missing():
+    assert [e.message for e in errors_of(NET + "bdy: [relu]\n")] == ["unknown key `bdy`"]
+
+
+def test_a_bare_seq_is_refused():
+    assert only_error(NET + "body: [relu, seq]\n").message == "a bare `seq` has no items"
