@@ -69,7 +69,7 @@ def cmd_validate(args) -> int:
 
 def cmd_summary(args) -> int:
     from .pipeline import shaped_graph
-    from .summary import render_table, summarize
+    from .tables import render_table, summarize
 
     summary = summarize(shaped_graph(args.spec, parse_overrides(args.set)), args.depth)
     print(json.dumps(summary.to_json(), indent=2) if args.json else render_table(summary))
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="per-node shapes, params and MACs with block subtotals")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--depth", type=int, default=None, help="collapse blocks nested deeper than N")
+    p.add_argument("--depth", type=int, default=None, help="open N levels of blocks; deeper ones are one row each (0: top-level blocks only)")
     add_set_flag(p)
     p.set_defaults(handler=cmd_summary)
 
@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """Commands that live beside their implementation (draw, train, …); each module imports torch lazily."""
-    return ()
+    from .draw_cli import register as register_draw
+    from .train.cli import register as register_train
+
+    return (register_draw, register_train)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,266 @@
+"""`netspec train`, `netspec eval`, `netspec export`: the command-line side of netspec.train.
+
+Importing this module never imports torch (building the parser is part of every command); handlers do.
+Exit codes: 0 done; 2 a usage mistake (bad flag value, missing run folder); 1 a runtime failure (data not found
+or corrupt, a NaN loss, an unreadable checkpoint); 130 stopped by Ctrl-C after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EXIT_INTERRUPTED = 130
+OPTIMIZERS = ("sgd", "momentum", "adamw")   # equal to recipe.OPTIMIZERS etc. (a test checks); repeated here so
+SCHEDULES = ("constant", "cosine", "onecycle")  # that building the parser imports nothing heavy
+DEVICES = ("auto", "cpu", "cuda")
+RECIPE_FLAGS = ("data", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
+                "warmup_epochs", "label_smoothing", "resize", "init", "augment", "eval_batch_size", "seed", "amp")
+
+
+def register(sub, add_set_flag) -> None:
+    p = sub.add_parser("train", help="train a network (Fashion-MNIST by default) into runs/<spec>-<time>/",
+                       description="Trains SPEC with the recipe in its `train:` section, overridden by flags. "
+                                   "Under torchrun, trains with DistributedDataParallel. See docs/training.md.")
+    p.add_argument("spec", metavar="SPEC", nargs="?", help="a spec file or built-in name (omit with --resume)")
+    _recipe_flags(p)
+    _run_flags(p)
+    p.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors, .pt, run folder)")
+    p.add_argument("--log-every", type=int, default=50, metavar="N", help="steps between metrics.jsonl lines")
+    add_set_flag(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("eval", help="test loss and accuracy of a run folder or checkpoint")
+    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("--data", help="another data set than the run's (same image shape)")
+    p.add_argument("--batch-size", type=int, help="examples per evaluation batch")
+    _run_flags(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("export", help="a run's best weights as .safetensors, .onnx, .py (+ weights) or .pt")
+    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="model.safetensors | model.onnx | model.py (writes model.safetensors beside it) | model.pt")
+    p.set_defaults(handler=cmd_export)
+
+
+def _recipe_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("recipe (each flag overrides the spec's `train:` section, which overrides the "
+                             "course's defaults)")
+    g.add_argument("--data", metavar="NAME", help="fashion-mnist (default), mnist, cifar10, folder:PATH, synthetic")
+    g.add_argument("--epochs", type=int, metavar="N")
+    g.add_argument("--batch-size", type=int, metavar="N", help="examples per step, over all processes")
+    g.add_argument("--lr", type=float, metavar="X", help="(peak) learning rate")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (plain), momentum (Nesterov), adamw")
+    g.add_argument("--momentum", type=float, metavar="X")
+    g.add_argument("--weight-decay", type=float, metavar="X", help="on weights (not biases or norm scales)")
+    g.add_argument("--schedule", choices=SCHEDULES)
+    g.add_argument("--warmup-epochs", type=float, metavar="X")
+    g.add_argument("--label-smoothing", type=float, metavar="X")
+    g.add_argument("--resize", type=int, metavar="N", help="input side length; must match the network (0: keep)")
+    g.add_argument("--init", choices=("xavier", "default"), help="xavier (the course) or PyTorch's default")
+    g.add_argument("--augment", metavar="LIST", help="flip,crop (on the device) or none")
+    g.add_argument("--eval-batch-size", type=int, metavar="N")
+    g.add_argument("--seed", type=int, metavar="N")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on for CUDA, off for CPU)")
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files (else $NETSPEC_DATA, ...)")
+    p.add_argument("--no-download", dest="download", action="store_false", help="never download data")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--subset", type=int, metavar="N", help="use the first N train and N test examples")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")
+
+
+class TerminalUI:
+    """A tqdm bar per epoch on stderr, one course-style line per epoch on stdout, Ctrl-C as a stop request."""
+
+    def __init__(self, progress: bool | None):
+        self.show_bar = sys.stderr.isatty() if progress is None else progress
+        self.bar = None
+        self.stopping = False
+
+    def message(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        if self.show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, initial=done, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                            leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
+
+    def progress(self, steps: int, loss: float, acc: float, examples_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.3f}, acc {acc:.3f}, {examples_per_s:,.0f} ex/s", refresh=False)
+            self.bar.update(steps - self.bar.n)
+
+    def epoch_end(self, record: dict, epochs: int, device: str) -> None:
+        self.close()
+        print(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f}, train acc {record['train_acc']:.3f}, "
+              f"test acc {record['test_acc']:.3f}, {record['examples_per_s']:.1f} examples/sec on {device}",
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def stop_requested(self) -> bool:
+        return self.stopping
+
+    def on_sigint(self, signum, frame) -> None:
+        if self.stopping:  # a second Ctrl-C: stop now, without waiting for the step to end
+            raise KeyboardInterrupt
+        self.stopping = True
+        self.close()
+        self.message("netspec: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+
+def _flags(args) -> dict:
+    return {name: getattr(args, name, None) for name in RECIPE_FLAGS}
+
+
+def _options(args, params: dict):
+    from .recipe import RunOptions
+
+    return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
+                      data_dir=args.data_dir, download=args.download, progress=args.progress,
+                      log_every=max(1, getattr(args, "log_every", 50)), threads=args.threads,
+                      init_from=getattr(args, "init_from", None), params=params)
+
+
+def passive_threads() -> None:
+    """OpenMP threads that sleep instead of spinning while they wait.  Must run before torch is imported (libgomp
+    reads it once).  On a machine shared with other jobs, spinning threads slowed BN-LeNet down 10× (see
+    docs/benchmarks.md; an idle machine was not available to measure the other side).  The user's setting wins."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cmd_train(args) -> int:
+    from ..cli import UsageError, parse_overrides
+
+    passive_threads()
+
+    if (args.spec is None) == (args.resume is None):
+        raise UsageError("train needs SPEC, or --resume RUN_DIR (not both)")
+    if args.resume and not (Path(args.resume) / "last.pt").is_file():
+        raise UsageError(f"--resume {args.resume}: no last.pt there (give the run folder)")
+    if args.resume:
+        given = [n for n in RECIPE_FLAGS if n != "epochs" and getattr(args, n) is not None] + \
+                (["set"] if args.set else []) + (["init-from"] if args.init_from else [])
+        if given:
+            raise UsageError(f"--resume keeps the run's recipe; only --epochs may change (got --{given[0]})")
+    ui = TerminalUI(args.progress)
+    return _guarded(lambda: _train(args, parse_overrides(args.set), ui), ui)
+
+
+def _train(args, params: dict, ui: TerminalUI) -> int:
+    from . import run
+
+    options = _options(args, params)
+    previous = _install_sigint(ui)
+    try:
+        if args.resume:
+            result = run.resume(Path(args.resume), options, args.epochs, ui)
+        else:
+            result = run.start(args.spec, _flags(args), options, ui)
+    finally:
+        ui.close()
+        _restore_sigint(previous)
+    if result.run_dir is not None and result.history:
+        print(f"best test acc {result.best_acc:.4f} (epoch {result.best_epoch}); {result.examples_per_s:.1f} "
+              f"examples/sec on {result.device}; run folder {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def _install_sigint(ui: TerminalUI):
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, ui.on_sigint)
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _guarded(body, ui: TerminalUI | None = None) -> int:
+    """Runs a handler body, turning the training package's own exceptions into messages and exit codes."""
+    from ..cli import UsageError
+    from .checkpoint import CheckpointError
+    from .export import ExportError
+    from .loop import NonFiniteLoss, Stopped
+    from .recipe import RecipeError
+    from .sources import DataError
+
+    try:
+        return body()
+    except RecipeError as err:
+        raise UsageError(str(err))
+    except (DataError, CheckpointError, ExportError) as err:
+        print(f"netspec: error: {err}", file=sys.stderr)
+        return 1
+    except NonFiniteLoss as err:
+        run_dir = getattr(err, "run_dir", None)
+        kept = (f"the last good checkpoint is {run_dir}/last.pt (end of epoch {err.saved_epoch})"
+                if run_dir is not None and getattr(err, "saved_epoch", 0) else "no epoch had finished, so no checkpoint")
+        print(f"netspec: error: {err}; training stopped and {kept}. Try a lower --lr.", file=sys.stderr)
+        return 1
+    except Stopped as err:
+        run_dir = getattr(err, "run_dir", None) or "RUN_DIR"
+        print(f"netspec: stopped; checkpoint saved in {run_dir}/last.pt — continue with "
+              f"`netspec train --resume {run_dir}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    passive_threads()
+    from .export import evaluate_run
+
+    def body() -> int:
+        result = evaluate_run(args.run, args.data, args.data_dir, args.device, args.batch_size, args.subset,
+                              args.download)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{result['checkpoint']}: test loss {result['test_loss']:.4f}, test acc {result['test_acc']:.4f} "
+                  f"on {result['examples']:,} {result['data']} examples ({result['device']})")
+        return 0
+
+    _require_run(args.run)
+    return _guarded(body)
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    def body() -> int:
+        for path in export_run(args.run, Path(args.output)):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+
+    _require_run(args.run)
+    return _guarded(body)
+
+
+def _require_run(ref: str) -> None:
+    from ..cli import UsageError
+
+    if not Path(ref).exists():
+        raise UsageError(f"{ref}: no such run folder or checkpoint")

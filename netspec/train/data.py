@@ -1,0 +1,253 @@
+"""Data sets as whole uint8 tensors, and batches made from them on the device.
+
+Every data set becomes four tensors — train/test images (N, C, H, W) uint8 and labels (N,) int64 — that are moved
+once to the training device.  A batch is an index tensor: gather, augment (still uint8), convert to float in
+[0, 1] and resize with `F.interpolate`, all on the device, so the hot loop runs no Python per example.
+Images are scaled to [0, 1] without mean/std normalization, as the course does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import tarfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .sources import CIFAR10, SOURCES, DataError, locate
+
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "ankle boot")
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    classes: tuple[str, ...]
+    train_x: torch.Tensor   # (N, C, H, W) uint8
+    train_y: torch.Tensor   # (N,) int64
+    test_x: torch.Tensor    # (M, C, H, W) uint8
+    test_y: torch.Tensor    # (M,) int64
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device) -> "DataSet":
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
+
+    def subset(self, n: int | None) -> "DataSet":
+        """The first `n` training and the first `n` test examples (both sets are already shuffled at source)."""
+        if n is None:
+            return self
+        return replace(self, train_x=self.train_x[:n], train_y=self.train_y[:n],
+                       test_x=self.test_x[:n], test_y=self.test_y[:n])
+
+
+def load_dataset(name: str, shape: tuple[int, int, int], data_dir: str | None = None, download: bool = True,
+                 opener: Callable | None = None) -> DataSet:
+    """`name` is fashion-mnist, mnist, cifar10, folder:PATH or synthetic; `shape` (C, H, W) is the network's
+    input, used by the sets that are made to measure (folders, synthetic)."""
+    if name in ("fashion-mnist", "mnist"):
+        paths = locate(SOURCES[name], data_dir, download, opener=opener)
+        classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
+        return DataSet(name, classes, read_idx(paths["train-images-idx3-ubyte.gz"]).unsqueeze(1),
+                       read_idx(paths["train-labels-idx1-ubyte.gz"]).long(),
+                       read_idx(paths["t10k-images-idx3-ubyte.gz"]).unsqueeze(1),
+                       read_idx(paths["t10k-labels-idx1-ubyte.gz"]).long())
+    if name == "cifar10":
+        return read_cifar10(data_dir, download, opener)
+    if name.startswith("folder:"):
+        return read_folder(Path(name.split(":", 1)[1]), shape)
+    if name == "synthetic":
+        return synthetic(shape)
+    raise DataError(f"unknown data set `{name}`")
+
+
+# ── IDX (MNIST, Fashion-MNIST) ────────────────────────────────────────────────────────────────────────────────
+
+IDX_MAGIC = {2051: 3, 2049: 1}   # images: N×H×W; labels: N
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (gzip or raw) as a uint8 tensor: (N, H, W) for images, (N,) for labels."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read ({err})")
+    magic = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
+    if magic not in IDX_MAGIC:
+        raise DataError(f"{path}: not an IDX file of bytes (magic {magic}, expected 2051 or 2049)")
+    rank = IDX_MAGIC[magic]
+    dims = struct.unpack(f">{rank}I", data[4:4 + 4 * rank])
+    offset, count = 4 + 4 * rank, 1
+    for d in dims:
+        count *= d
+    if len(data) != offset + count:
+        raise DataError(f"{path}: {len(data) - offset} bytes of data for dimensions {dims}; the file is truncated "
+                        "or corrupt")
+    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
+
+
+# ── CIFAR-10, binary version (never the pickled one) ──────────────────────────────────────────────────────────
+
+CIFAR_RECORD = 1 + 3 * 32 * 32
+CIFAR_MEMBERS = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+
+
+def read_cifar10(data_dir: str | None, download: bool, opener: Callable | None = None) -> DataSet:
+    extracted = _cifar_folder(data_dir)
+    if extracted is not None:
+        blobs = [(extracted / m).read_bytes() for m in CIFAR_MEMBERS]
+    else:
+        archive = locate(CIFAR10, data_dir, download, opener=opener)["cifar-10-binary.tar.gz"]
+        blobs = _cifar_members(archive)
+    train = [_cifar_records(b, m) for b, m in zip(blobs[:5], CIFAR_MEMBERS)]
+    test = _cifar_records(blobs[5], CIFAR_MEMBERS[5])
+    return DataSet("cifar10", CIFAR_CLASSES, torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]),
+                   test[0], test[1])
+
+
+def _cifar_folder(data_dir: str | None) -> Path | None:
+    """An already extracted `cifar-10-batches-bin/` in the searched folders, if any."""
+    from .sources import candidate_dirs
+
+    for _, folder in candidate_dirs(CIFAR10, data_dir):
+        for candidate in ((folder / "cifar-10-batches-bin", folder) if folder else ()):
+            if all((candidate / m).is_file() for m in CIFAR_MEMBERS):
+                return candidate
+    return None
+
+
+def _cifar_members(archive: Path) -> list[bytes]:
+    """The six batch files, read from the archive by exact name (nothing is extracted to disk)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            out = []
+            for member in CIFAR_MEMBERS:
+                handle = tar.extractfile(f"cifar-10-batches-bin/{member}")
+                if handle is None:
+                    raise KeyError(member)
+                out.append(handle.read())
+            return out
+    except (KeyError, tarfile.TarError, OSError, EOFError) as err:
+        raise DataError(f"{archive}: not the CIFAR-10 binary archive ({err})")
+
+
+def _cifar_records(blob: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(blob) % CIFAR_RECORD:
+        raise DataError(f"{name}: {len(blob)} bytes is not a whole number of {CIFAR_RECORD}-byte records")
+    records = torch.frombuffer(bytearray(blob), dtype=torch.uint8).reshape(-1, CIFAR_RECORD)
+    return records[:, 1:].reshape(-1, 3, 32, 32).clone(), records[:, 0].long()
+
+
+# ── image folders ─────────────────────────────────────────────────────────────────────────────────────────────
+
+def read_folder(root: Path, shape: tuple[int, int, int]) -> DataSet:
+    """`root/train/<class>/*.png` and `root/test/<class>/*` (or `val/`); with no such split, `root/<class>/*`
+    and every 10th image of each class held out for testing.  Images are resized to the network's input."""
+    if not root.is_dir():
+        raise DataError(f"folder:{root}: no such folder")
+    train_dir = root / "train"
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if train_dir.is_dir() and test_dir is not None:
+        classes = _classes(train_dir)
+        train, test = _images(train_dir, classes, shape), _images(test_dir, classes, shape)
+    else:
+        classes = _classes(root)
+        every = _images(root, classes, shape)
+        held = torch.arange(len(every[1])) % 10 == 9
+        train, test = (every[0][~held], every[1][~held]), (every[0][held], every[1][held])
+    return DataSet(f"folder:{root}", classes, train[0], train[1], test[0], test[1])
+
+
+def _classes(folder: Path) -> tuple[str, ...]:
+    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not classes:
+        raise DataError(f"{folder}: no class folders; expected {folder}/<class>/<image files>")
+    return classes
+
+
+def _images(folder: Path, classes: tuple[str, ...], shape: tuple[int, int, int]):
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("image folders need Pillow: pip install pillow")
+    channels, height, width = shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise DataError(f"image folders give 1 or 3 channels; the network takes {channels}")
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+            if (folder / name).is_dir() else []
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    pixels = image.convert(mode).resize((width, height), Image.BILINEAR).tobytes()
+            except OSError as err:
+                raise DataError(f"{path}: cannot read the image ({err})")
+            xs.append(torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, channels))
+            ys.append(label)
+    if not xs:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    return torch.stack(xs).permute(0, 3, 1, 2).contiguous(), torch.tensor(ys, dtype=torch.long)
+
+
+# ── synthetic ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+def synthetic(shape: tuple[int, int, int], train: int = 2048, test: int = 512, classes: int = 10,
+              seed: int = 1234) -> DataSet:
+    """Learnable noise for smoke tests: each class is a fixed random pattern, each example that pattern mixed
+    with fresh noise.  The same on every machine (its own generator)."""
+    gen = torch.Generator().manual_seed(seed)
+    patterns = torch.rand((classes, *shape), generator=gen)
+
+    def make(n: int):
+        labels = torch.randint(0, classes, (n,), generator=gen)
+        images = 0.6 * patterns[labels] + 0.4 * torch.rand((n, *shape), generator=gen)
+        return (images * 255).round().to(torch.uint8), labels
+
+    (train_x, train_y), (test_x, test_y) = make(train), make(test)
+    return DataSet("synthetic", tuple(f"class{i}" for i in range(classes)), train_x, train_y, test_x, test_y)
+
+
+# ── batches ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+def augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
+    """Train-time augmentation of a uint8 batch (B, C, H, W), vectorized, drawn from `gen` (on x's device)."""
+    if "flip" in names:
+        flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if "crop" in names:
+        x = random_shift(x, 2, gen)
+    return x
+
+
+def random_shift(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Pads by `pad` zero pixels and crops back at a random offset per example (a shift of up to ±pad)."""
+    batch, _, height, width = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)                       # (B, H+2p, W+2p, C)
+    dy = torch.randint(0, 2 * pad + 1, (batch,), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (batch,), generator=gen, device=x.device)
+    rows = (dy[:, None] + torch.arange(height, device=x.device))[:, :, None]           # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(width, device=x.device))[:, None, :]            # (B, 1, W)
+    picked = padded[torch.arange(batch, device=x.device)[:, None, None], rows, cols]  # (B, H, W, C)
+    return picked.permute(0, 3, 1, 2)
+
+
+def to_input(x: torch.Tensor, size: tuple[int, int] | None, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (B, C, H, W) → float in [0, 1], resized to `size` (bilinear) when it differs."""
+    x = x.float().div_(255)
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=x.shape[-1] > size[-1])
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -1,0 +1,104 @@
+"""Scale-out on torch.distributed: `torchrun --nproc_per_node=N -m netspec train …` runs DDP.
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE (and the rendezvous for multi-node); without them a run is a
+single process and nothing here talks to anyone.  NCCL on CUDA, gloo on CPU.  Every rank holds the whole data
+set and takes its own shard of each epoch's permutation; metrics are summed over ranks; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_env() -> Dist:
+    """The process group torchrun describes, or a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(choice: str, info: Dist) -> torch.device:
+    """`auto` means CUDA when present; under DDP each rank takes the GPU of its local rank."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: this PyTorch sees no CUDA device")
+        index = info.local_rank if info.enabled else torch.cuda.current_device()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device(choice)
+
+
+def init(info: Dist, device: torch.device) -> None:
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world, **kwargs)
+
+
+def shutdown(info: Dist) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: torch.nn.Module, info: Dist, device: torch.device) -> torch.nn.Module:
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def sum_(values: torch.Tensor, info: Dist) -> torch.Tensor:
+    """Element-wise sum over ranks (in place; returned for chaining)."""
+    if info.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def max_(values: torch.Tensor, info: Dist) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
+
+
+def sync_buffers(model: torch.nn.Module, info: Dist) -> None:
+    """Copies rank 0's buffers (BatchNorm running statistics) to every rank, so all ranks evaluate and save the
+    same network: DDP averages gradients, but each rank updates its own running statistics."""
+    if info.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+def barrier(info: Dist) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def shard(indices: torch.Tensor, info: Dist) -> torch.Tensor:
+    """This rank's share of an epoch's permutation: every world-th index from its rank on, after dropping the
+    tail that would give ranks unequal counts (so every rank runs the same number of steps)."""
+    if not info.enabled:
+        return indices
+    usable = len(indices) - len(indices) % info.world
+    return indices[:usable][info.rank::info.world]

@@ -1,0 +1,127 @@
+"""`netspec eval` and `netspec export`: a finished (or interrupted) run's network, rebuilt from its checkpoint.
+
+A checkpoint carries the spec's text and params, so `best.pt` alone is enough: the spec is written to a
+temporary folder, compiled, and the weights loaded with every key and shape checked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from . import checkpoint, distributed
+from .data import load_dataset
+from .loop import evaluate_on
+from .recipe import from_json
+from .rundir import SpecFiles
+
+FORMATS = (".safetensors", ".onnx", ".py", ".pt")
+
+
+class ExportError(Exception):
+    """An export that cannot be made here (a missing optional package, an unknown format)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model: nn.Module
+    shaped: object
+    saved: Mapping
+    path: Path
+
+
+def checkpoint_of(ref: str | Path) -> Path:
+    """A checkpoint file, or a run folder's best.pt (its last.pt when no epoch has finished)."""
+    path = Path(ref)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise checkpoint.CheckpointError(f"{path}: no best.pt or last.pt (is this a run folder?)")
+    return path
+
+
+def load_run(ref: str | Path) -> Loaded:
+    from ..compile import to_graph_module
+    from ..pipeline import shaped_graph
+
+    path = checkpoint_of(ref)
+    saved = checkpoint.load(path)
+    spec = SpecFiles.from_json(saved["spec"])
+    with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
+        shaped = shaped_graph(str(spec.write(Path(folder))), spec.params)
+    model = to_graph_module(shaped)
+    checkpoint.load_into(model, saved["model"], str(path))
+    return Loaded(model.eval(), shaped, saved, path)
+
+
+def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None = None, device: str = "auto",
+                 batch_size: int | None = None, subset: int | None = None, download: bool = True) -> dict:
+    """Test loss and accuracy of a run's network on its data set (or `data`)."""
+    loaded = load_run(ref)
+    recipe = from_json(loaded.saved["recipe"])
+    shape = tuple(loaded.shaped.graph["input_shape"])
+    dataset = load_dataset(data or recipe.data, shape, data_dir, download).subset(subset)
+    where = distributed.pick_device(device, distributed.Dist())
+    images, labels = dataset.test_x.to(where), dataset.test_y.to(where)
+    loss, acc, count = evaluate_on(loaded.model.to(where), images, labels, shape[1:],
+                                   batch_size or recipe.eval_batch_size)
+    state = loaded.saved.get("state") or {}
+    return {"checkpoint": str(loaded.path), "data": dataset.name, "examples": count, "test_loss": loss,
+            "test_acc": acc, "epoch": state.get("epoch"), "device": str(where)}
+
+
+def export_run(ref: str | Path, out: Path) -> list[Path]:
+    """Writes `out` in the format its suffix names; returns every file written."""
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise ExportError(f"-o {out}: the suffix picks the format: {', '.join(FORMATS)}")
+    loaded = load_run(ref)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    weights = loaded.model.state_dict()
+    meta = {"spec": loaded.shaped.graph["name"], "params": dict(loaded.saved["spec"].get("params") or {}),
+            "source": str(loaded.path)}
+    if suffix == ".safetensors":
+        return [checkpoint.save_safetensors(out, weights, meta)]
+    if suffix == ".pt":
+        return [checkpoint.atomic_write(out, lambda s: torch.save(checkpoint.plain_state(weights), s))]
+    if suffix == ".py":
+        return export_python(loaded, out, meta)
+    return [export_onnx(loaded, out)]
+
+
+def export_python(loaded: Loaded, out: Path, meta: Mapping) -> list[Path]:
+    """The standalone PyTorch source (imports only torch) and the weights beside it as `<stem>.safetensors`."""
+    from ..compile import class_name, to_python_source
+
+    weights_file = out.with_suffix(".safetensors")
+    name = class_name(loaded.shaped.graph["name"])
+    usage = (f"\n# Load the trained weights (written beside this file by `netspec export`):\n"
+             f"#     from safetensors.torch import load_file\n"
+             f"#     model = {name}(); model.load_state_dict(load_file(\"{weights_file.name}\")); model.eval()\n")
+    source = to_python_source(loaded.shaped).rstrip("\n") + "\n" + usage
+    written = checkpoint.atomic_write(out, lambda s: s.write(source.encode("utf-8")))
+    return [written, checkpoint.save_safetensors(weights_file, loaded.model.state_dict(), meta)]
+
+
+def export_onnx(loaded: Loaded, out: Path) -> Path:
+    try:
+        import onnx  # noqa: F401  (torch.onnx needs it; checked first for a clear message)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError("ONNX export needs the `onnx` and `onnxscript` packages, which are not installed: "
+                          "pip install 'netspec[onnx]' (or pip install onnx onnxscript); "
+                          "-o model.safetensors and -o model.py work without them")
+    example = torch.zeros(1, *loaded.shaped.graph["input_shape"])
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        torch.onnx.export(loaded.model, (example,), str(out), input_names=["x"], output_names=["logits"],
+                          dynamic_shapes={"x": {0: batch}}, dynamo=True)
+    except Exception as err:  # the exporter's own failures (unsupported op, version skew) are not netspec bugs
+        raise ExportError(f"torch.onnx.export failed: {type(err).__name__}: {err}")
+    return out

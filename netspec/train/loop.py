@@ -1,0 +1,254 @@
+"""The training loop: flat, on whole-tensor data, the same code on CPU and CUDA, one process or many.
+
+    for each epoch: permutation (seeded by seed and epoch) → this rank's shard → batches of indices
+        for each batch: gather → augment → float/resize → forward (autocast) → loss → backward → step
+        every few steps: look for a non-finite loss and a stop request (one collective under DDP)
+    then: metrics summed over ranks, BatchNorm statistics from rank 0, test evaluation, hooks.epoch_end
+
+Everything random is a function of the seed and the position (epoch, step), or is saved in the checkpoint (the
+global RNG for dropout, the augmentation generator mid-epoch), so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import distributed
+from .data import DataSet, augment, to_input
+from .distributed import Dist
+from .recipe import Recipe
+
+ONECYCLE_WARMUP = 0.25     # fraction of the run spent rising to the peak lr (no warmup_epochs given)
+ONECYCLE_START = 1 / 25    # start at lr/25, as torch's OneCycleLR
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, step: int, epoch: int, batch: int):
+        super().__init__(f"the loss became NaN or infinite at step {step} (epoch {epoch}, batch {batch})")
+        self.step, self.epoch, self.batch = step, epoch, batch
+
+
+class Stopped(Exception):
+    """A stop was requested (Ctrl-C); the hooks have saved a checkpoint at the current step."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the loop runs on; fixed for the whole run."""
+
+    model: nn.Module          # the plain network: state_dict, evaluation
+    forward: nn.Module        # what training steps call: the model, maybe DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    data: DataSet             # already on `device`
+    recipe: Recipe
+    device: torch.device
+    size: tuple[int, int]
+    channels_last: bool = False
+    amp: bool = False
+    dist: Dist = Dist()
+    sync_every: int = 1       # steps between checks for NaN and stop requests
+    log_every: int = 50
+
+
+@dataclass
+class LoopState:
+    """Where the run is: mutable on purpose (the loop advances it), saved whole in every checkpoint."""
+
+    epoch: int = 0            # epochs completed
+    step_in_epoch: int = 0    # batches done in the current epoch
+    global_step: int = 0
+    loss_sum: float = 0.0     # this epoch so far (this rank)
+    correct: float = 0.0
+    count: int = 0
+    examples: int = 0         # all epochs, all ranks (for examples/s)
+    train_time: float = 0.0   # seconds in training steps, all epochs (evaluation excluded, as the course)
+    history: list = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+
+    def to_json(self) -> dict:
+        return dict(vars(self))
+
+
+class Hooks:
+    """What the loop tells the outside; the default does nothing (tests, non-zero ranks)."""
+
+    def epoch_start(self, epoch: int, steps: int, done: int) -> None: ...
+
+    def progress(self, steps: int, loss: float, acc: float, examples_per_s: float) -> None: ...
+
+    def log(self, record: dict) -> None: ...
+
+    def epoch_end(self, record: dict, state: LoopState, best: bool) -> None: ...
+
+    def stop(self, state: LoopState) -> None: ...
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+def lr_at(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
+    """The learning rate of `step` (0-based) in a run of `total` steps: a pure function, so resuming needs no
+    scheduler state."""
+    if recipe.schedule == "constant" or total <= 0:
+        return recipe.lr
+    warm = recipe.warmup_epochs * steps_per_epoch
+    if recipe.schedule == "onecycle":
+        warm = warm or ONECYCLE_WARMUP * total
+        if step < warm:
+            return recipe.lr * (ONECYCLE_START + (1 - ONECYCLE_START) * step / warm)
+    elif step < warm:
+        return recipe.lr * (step + 1) / warm
+    progress = (step - warm) / max(1.0, total - warm)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def seed_for(seed: int, epoch: int, salt: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + salt) % (2 ** 63)
+
+
+def epoch_batches(setup: Setup, epoch: int) -> list[torch.Tensor]:
+    """This rank's batches of training indices for `epoch`: the same permutation on every rank, then sharded."""
+    n = len(setup.data.train_y)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed_for(setup.recipe.seed, epoch, 1)))
+    local = setup.recipe.batch_size // setup.dist.world
+    return list(distributed.shard(order, setup.dist).to(setup.device).split(local))
+
+
+def autocast(setup: Setup):
+    if not setup.amp:
+        return nullcontext()
+    return torch.autocast(setup.device.type, dtype=torch.bfloat16)
+
+
+def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float):
+    images = setup.data.train_x[idx]                                          # (B, C, H, W) uint8
+    if setup.recipe.augment:
+        images = augment(images, setup.recipe.augment, gen)
+    x, y = to_input(images, setup.size, setup.channels_last), setup.data.train_y[idx]
+    for group in setup.optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(setup):
+        logits = setup.forward(x)                                              # (B, classes)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=setup.recipe.label_smoothing)
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    setup.optimizer.step()
+    return loss.detach(), (logits.argmax(1) == y).sum()
+
+
+def evaluate(setup: Setup) -> tuple[float, float, int]:
+    return evaluate_on(setup.model, setup.data.test_x, setup.data.test_y, setup.size, setup.recipe.eval_batch_size,
+                       setup.channels_last, setup.amp, setup.dist)
+
+
+@torch.no_grad()
+def evaluate_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: tuple[int, int], batch: int,
+                channels_last: bool = False, amp: bool = False, info: Dist = Dist()) -> tuple[float, float, int]:
+    """(mean loss, accuracy, examples) of `model` on uint8 `images` (on the model's device); under DDP each rank
+    takes every world-th example and the sums are added over ranks."""
+    was_training = model.training
+    model.eval()
+    device = images.device
+    indices = torch.arange(info.rank, len(labels), info.world, device=device)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)                  # loss, correct, count
+    for idx in indices.split(batch):
+        x, y = to_input(images[idx], size, channels_last), labels[idx]
+        with torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext():
+            logits = model(x).float()
+        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum(),
+                             torch.tensor(len(y), device=device)]).double()
+    loss, correct, count = distributed.sum_(sums, info).tolist()
+    model.train(was_training)
+    return loss / max(count, 1), correct / max(count, 1), int(count)
+
+
+def run(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks) -> LoopState:
+    """Trains from `state` to the recipe's last epoch; raises NonFiniteLoss or Stopped."""
+    setup.forward.train()
+    while state.epoch < setup.recipe.epochs:
+        run_epoch(setup, state, gen, hooks)
+    return state
+
+
+def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks) -> None:
+    batches = epoch_batches(setup, state.epoch)
+    total = setup.recipe.epochs * len(batches)
+    if state.step_in_epoch == 0:  # a fresh epoch; mid-epoch, the generator comes from the checkpoint
+        gen.manual_seed(seed_for(setup.recipe.seed, state.epoch, 2))
+        state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+    hooks.epoch_start(state.epoch, len(batches), state.step_in_epoch)
+    sums = torch.tensor([state.loss_sum, state.correct], dtype=torch.float64, device=setup.device)
+    finite: list[torch.Tensor] = []
+    start = time.perf_counter()
+    for k in range(state.step_in_epoch, len(batches)):
+        idx = batches[k]
+        loss, correct = train_step(setup, idx, gen, lr_at(setup.recipe, state.global_step, total, len(batches)))
+        sums += torch.stack([loss * len(idx), correct]).double()
+        finite.append(torch.isfinite(loss))
+        state.global_step, state.step_in_epoch, state.count = state.global_step + 1, k + 1, state.count + len(idx)
+        if k + 1 == len(batches) or state.global_step % setup.sync_every == 0 \
+                or state.global_step % setup.log_every == 0:
+            start = _sync_point(setup, state, sums, finite, start, hooks)
+            finite = []
+    _finish_epoch(setup, state, sums, start, hooks)
+
+
+def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list, start: float,
+                hooks: Hooks) -> float:
+    """Checks the steps since the last sync point for non-finite losses and for a stop request (agreed by all
+    ranks), updates the progress bar and the step log.  Returns the new start of the timed interval."""
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize(setup.device)
+    now = time.perf_counter()
+    state.train_time += now - start
+    ok = torch.stack(finite)
+    first_bad = int((~ok).nonzero()[0]) if not bool(ok.all()) else -1
+    bad_step = state.global_step - len(finite) + first_bad + 1 if first_bad >= 0 else 0
+    flags = torch.tensor([int(hooks.stop_requested()), bad_step], dtype=torch.int64, device=setup.device)
+    stop, bad_step = distributed.max_(flags, setup.dist).tolist()
+    state.loss_sum, state.correct = sums.tolist()
+    if bad_step:
+        steps_per_epoch = len(epoch_batches(setup, state.epoch))
+        raise NonFiniteLoss(bad_step, state.epoch + 1, bad_step - state.epoch * steps_per_epoch)
+    seen = max(state.count, 1)
+    rate = (state.examples + state.count * setup.dist.world) / max(state.train_time, 1e-9)
+    hooks.progress(state.step_in_epoch, state.loss_sum / seen, state.correct / seen, rate)
+    if state.global_step % setup.log_every == 0:
+        hooks.log({"kind": "step", "epoch": state.epoch + 1, "step": state.global_step,
+                   "loss": state.loss_sum / seen, "train_acc": state.correct / seen,
+                   "lr": setup.optimizer.param_groups[0]["lr"], "examples_per_s": rate})
+    if stop:
+        hooks.stop(state)
+        raise Stopped()
+    return time.perf_counter()
+
+
+def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: float, hooks: Hooks) -> None:
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize(setup.device)
+    state.train_time += time.perf_counter() - start
+    counts = torch.tensor([*sums.tolist(), state.count], dtype=torch.float64, device=setup.device)
+    loss_sum, correct, count = distributed.sum_(counts, setup.dist).tolist()
+    state.examples += int(count)
+    distributed.sync_buffers(setup.model, setup.dist)
+    test_loss, test_acc, _ = evaluate(setup)
+    state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+    record = {"kind": "epoch", "epoch": state.epoch, "step": state.global_step, "loss": loss_sum / max(count, 1),
+              "train_acc": correct / max(count, 1), "test_loss": test_loss, "test_acc": test_acc,
+              "lr": setup.optimizer.param_groups[0]["lr"], "examples": int(count),
+              "examples_per_s": state.examples / state.train_time,
+              "train_time": state.train_time}
+    state.history.append(record)
+    best = test_acc > state.best_acc
+    if best:
+        state.best_acc, state.best_epoch = test_acc, state.epoch
+    hooks.epoch_end(record, state, best)

@@ -1,0 +1,134 @@
+"""The training recipe: the spec's `train:` section, then command-line flags.  No torch.
+
+A `Recipe` is everything that decides *what* is learned (optimizer, schedule, data, augmentation, seed); a
+`RunOptions` is everything that decides only *where and how fast* (device, AMP, compile, output folder).  A run
+is repeatable from its recipe alone; the options may change between a run and its resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Mapping
+
+OPTIMIZERS = ("sgd", "momentum", "adamw")
+SCHEDULES = ("constant", "cosine", "onecycle")
+INITS = ("xavier", "default")
+AUGMENTS = ("flip", "crop")
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # plus folder:PATH
+
+
+class RecipeError(ValueError):
+    """A recipe value that cannot be used (the CLI shows it as a usage error, exit 2)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Defaults are the course's recipe (d2l): plain SGD, constant lr, xavier init, 10 epochs, no augmentation."""
+
+    data: str = "fashion-mnist"
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    resize: int | None = None
+    init: str = "xavier"
+    augment: tuple[str, ...] = ()
+    eval_batch_size: int = 1024
+    seed: int = 0
+    amp: bool | None = None      # None: bf16 autocast on CUDA only
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["augment"] = list(self.augment)
+        return out
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How and where a run executes; never changes what it learns (except `subset`, which is recorded)."""
+
+    device: str = "auto"
+    compile: bool = False
+    subset: int | None = None
+    out: str = "runs"
+    data_dir: str | None = None
+    download: bool = True
+    progress: bool | None = None     # None: a bar when stderr is a terminal
+    log_every: int = 50              # steps between `step` lines in metrics.jsonl
+    threads: int | None = None       # torch.set_num_threads on CPU; None leaves torch's choice
+    init_from: str | None = None
+    params: Mapping[str, object] = field(default_factory=dict)   # --set overrides of the spec's params
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["params"] = dict(self.params)
+        return out
+
+
+def resolve(spec_train: Mapping[str, object], flags: Mapping[str, object]) -> Recipe:
+    """The spec's `train:` values, then every flag that was given (None means "not given")."""
+    names = {f.name for f in fields(Recipe)}
+    values: dict[str, object] = {}
+    for source in (spec_train, flags):
+        for key, value in source.items():
+            if key in names and value is not None:
+                values[key] = value
+    # `resize: null` in a spec means "keep the size"; the flag `--resize 0` means the same.
+    if "resize" in spec_train and spec_train["resize"] is None and flags.get("resize") is None:
+        values["resize"] = None
+    if values.get("resize") == 0:
+        values["resize"] = None
+    if "augment" in values:
+        values["augment"] = _augments(values["augment"])
+    recipe = Recipe(**values)
+    check(recipe)
+    return recipe
+
+
+def _augments(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.replace(" ", "").split(",") if part and part != "none"]
+    return tuple(value)
+
+
+def check(recipe: Recipe) -> None:
+    """Raises RecipeError for values the loop cannot use (the schema checks the spec; this checks flags too)."""
+    if recipe.optimizer not in OPTIMIZERS:
+        raise RecipeError(f"unknown optimizer `{recipe.optimizer}`; choose one of {', '.join(OPTIMIZERS)}")
+    if recipe.schedule not in SCHEDULES:
+        raise RecipeError(f"unknown schedule `{recipe.schedule}`; choose one of {', '.join(SCHEDULES)}")
+    if recipe.init not in INITS:
+        raise RecipeError(f"unknown init `{recipe.init}`; choose one of {', '.join(INITS)}")
+    for name in recipe.augment:
+        if name not in AUGMENTS:
+            raise RecipeError(f"unknown augmentation `{name}`; choose from {', '.join(AUGMENTS)}")
+    if recipe.data not in DATASETS and not recipe.data.startswith("folder:"):
+        raise RecipeError(f"unknown data set `{recipe.data}`; choose one of {', '.join(DATASETS)} or folder:PATH")
+    positive = {"lr": recipe.lr, "batch_size": recipe.batch_size, "eval_batch_size": recipe.eval_batch_size}
+    for name, value in positive.items():
+        if not value > 0:
+            raise RecipeError(f"{name} must be positive, got {value}")
+    if recipe.epochs < 0:
+        raise RecipeError(f"epochs must be ≥ 0, got {recipe.epochs}")
+    if not 0 <= recipe.label_smoothing < 1:
+        raise RecipeError(f"label_smoothing must be in [0, 1), got {recipe.label_smoothing}")
+    if recipe.resize is not None and recipe.resize < 1:
+        raise RecipeError(f"resize must be a positive side length (or 0/null to keep the size), got {recipe.resize}")
+
+
+def with_epochs(recipe: Recipe, epochs: int) -> Recipe:
+    return replace(recipe, epochs=epochs)
+
+
+def from_json(data: Mapping[str, object]) -> Recipe:
+    """A recipe saved in a run directory or checkpoint; unknown keys (from a newer netspec) are ignored."""
+    names = {f.name for f in fields(Recipe)}
+    values = {k: v for k, v in data.items() if k in names}
+    if "augment" in values:
+        values["augment"] = tuple(values["augment"])
+    return Recipe(**values)

@@ -1,0 +1,324 @@
+"""A training run from start to end: spec → model, data, optimizer → loop → run directory.
+
+`start` begins a run, `resume` continues one from its `last.pt`.  Both return a `Result`; failures are
+exceptions the CLI turns into messages (RecipeError/DataError: the user's to fix; NonFiniteLoss; Stopped).
+Only rank 0 touches the run directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .. import __version__
+from . import checkpoint, distributed, loop, rundir
+from .data import DataSet, load_dataset
+from .distributed import Dist
+from .recipe import Recipe, RecipeError, RunOptions, from_json, resolve
+from .rundir import SpecFiles
+
+
+@dataclass(frozen=True)
+class Result:
+    run_dir: Path | None
+    history: tuple[dict, ...]
+    best_acc: float
+    best_epoch: int
+    examples_per_s: float
+    device: str
+    model: nn.Module | None = None    # the trained network (on its device), for library use and tests
+
+
+class UI:
+    """What a person sees; the CLI's subclass draws the bar and prints.  Called on rank 0 only."""
+
+    def message(self, text: str) -> None: ...
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
+
+    def progress(self, steps: int, loss: float, acc: float, examples_per_s: float) -> None: ...
+
+    def epoch_end(self, record: dict, epochs: int, device: str) -> None: ...
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything built for a run, before the loop starts."""
+
+    setup: loop.Setup
+    spec_files: SpecFiles
+    shaped: object
+    options: RunOptions
+    ref: str                  # the spec as given (a path or built-in name)
+
+
+# ── building ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+def prepare(ref: str, spec_files: SpecFiles, recipe: Recipe, options: RunOptions, info: Dist) -> Prepared:
+    from ..pipeline import shaped_graph
+
+    shaped = shaped_graph(ref, spec_files.params)
+    shape = tuple(shaped.graph["input_shape"])
+    size = input_size(shape, recipe)
+    device = distributed.pick_device(options.device, info)
+    distributed.init(info, device)
+    if options.threads and device.type == "cpu":
+        torch.set_num_threads(options.threads)
+    data = checked_data(recipe, options, shape, tuple(shaped.graph["output_shape"])).to(device)
+    model = build_model(shaped, recipe, options, device)
+    amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
+    channels_last = device.type == "cuda" or (amp and device.type == "cpu")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    forward = distributed.wrap(model, info, device)
+    if options.compile:
+        forward = torch.compile(forward)
+    if recipe.batch_size % info.world:
+        raise RecipeError(f"batch size {recipe.batch_size} does not split over {info.world} processes")
+    setup = loop.Setup(model, forward, make_optimizer(model, recipe), data, recipe, device, size, channels_last,
+                       amp, info, sync_every=sync_every(device, info), log_every=options.log_every)
+    return Prepared(setup, spec_files, shaped, options, ref)
+
+
+def input_size(shape: tuple, recipe: Recipe) -> tuple[int, int]:
+    if len(shape) != 3:
+        raise RecipeError(f"train needs an image network with input [C, H, W]; this one takes {list(shape)}")
+    height, width = shape[1], shape[2]
+    if recipe.resize is not None and (recipe.resize, recipe.resize) != (height, width):
+        raise RecipeError(f"resize {recipe.resize} does not match the network's input {height}×{width}; the "
+                          f"spec's input size must change with it (e.g. `--set size={recipe.resize}` if the spec "
+                          f"has a `size` param), or drop --resize")
+    return height, width
+
+
+def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tuple) -> DataSet:
+    data = load_dataset(recipe.data, shape, options.data_dir, options.download).subset(options.subset)
+    channels = data.image_shape[0]
+    if channels != shape[0]:
+        raise RecipeError(f"{data.name} images have {channels} channel(s) but the network takes {shape[0]}; "
+                          f"change the spec's input channels (e.g. `--set in_channels={channels}`)")
+    if len(output) != 1 or output[0] < len(data.classes):
+        raise RecipeError(f"{data.name} has {len(data.classes)} classes but the network outputs {list(output)}; "
+                          f"e.g. `--set num_classes={len(data.classes)}`")
+    return data
+
+
+def build_model(shaped, recipe: Recipe, options: RunOptions, device: torch.device) -> nn.Module:
+    """The network, initialized from the seed alone (so every rank and every resume builds the same one)."""
+    from ..compile import to_graph_module
+
+    torch.manual_seed(recipe.seed)
+    model = to_graph_module(shaped)
+    if recipe.init == "xavier":  # the course: xavier_uniform_ on every conv and linear weight, biases as PyTorch
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+    if options.init_from:
+        checkpoint.load_into(model, checkpoint.load_weights(weights_path(options.init_from)), options.init_from)
+    return model.to(device)
+
+
+def weights_path(ref: str) -> Path:
+    """A weights file, or a run folder (its best weights)."""
+    path = Path(ref)
+    if path.is_dir():
+        for name in ("model.safetensors", "best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise checkpoint.CheckpointError(f"{path}: no model.safetensors, best.pt or last.pt in this folder")
+    return path
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # Weight decay applies to weights only: decaying BatchNorm scales and biases only hurts (and the course's
+    # recipes use none at all).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr)
+    momentum = recipe.momentum if recipe.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=momentum, nesterov=momentum > 0)
+
+
+def sync_every(device: torch.device, info: Dist) -> int:
+    """Steps between checks: every step on one CPU (free), less often where a check costs a sync."""
+    if info.enabled:
+        return 10
+    return 25 if device.type == "cuda" else 1
+
+
+# ── running ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None) -> Result:
+    info = distributed.from_env()
+    from ..pipeline import load_spec
+
+    spec_files = rundir.read_spec_files(spec, options.params)
+    recipe = resolve(load_spec(spec, options.params).train, flags)
+    try:
+        prepared = prepare(spec, spec_files, recipe, options, info)
+        run_dir = None
+        if info.is_main:
+            run_dir = rundir.create(Path(options.out), prepared.shaped.graph["name"])
+            write_start(run_dir, prepared)
+        return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+    finally:
+        distributed.shutdown(info)
+
+
+def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None = None) -> Result:
+    import tempfile
+
+    info = distributed.from_env()
+    saved = checkpoint.load(Path(run_dir) / "last.pt")
+    recipe = from_json(saved["recipe"])
+    recipe = replace(recipe, epochs=epochs) if epochs is not None else recipe
+    options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}))
+    spec_files = SpecFiles.from_json(saved["spec"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
+            prepared = prepare(str(spec_files.write(Path(folder))), spec_files, recipe, options, info)
+        restore(prepared.setup, saved)
+        state = loop.LoopState(**saved["state"])
+        if info.is_main:
+            rundir.truncate_metrics(Path(run_dir) / "metrics.jsonl", state.global_step)
+        gen = torch.Generator(device=prepared.setup.device)
+        gen.set_state(saved["rng"]["aug"])
+        return execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
+    finally:
+        distributed.shutdown(info)
+
+
+def restore(setup: loop.Setup, saved: Mapping) -> None:
+    checkpoint.load_into(setup.model, saved["model"], "the checkpoint")
+    setup.optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    if saved["rng"].get("cuda") is not None and setup.device.type == "cuda":
+        torch.cuda.set_rng_state(saved["rng"]["cuda"], setup.device)
+
+
+def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen: torch.Generator | None,
+            ui: UI) -> Result:
+    setup = prepared.setup
+    if gen is None:
+        gen = torch.Generator(device=setup.device)
+    hooks = RunHooks(prepared, run_dir, gen, ui) if run_dir is not None else loop.Hooks()
+    if run_dir is not None:
+        epochs = setup.recipe.epochs
+        ui.message(f"run folder {run_dir}: {setup.recipe.data}, {len(setup.data.train_y):,} train / "
+                   f"{len(setup.data.test_y):,} test examples, {epochs} epoch{'s' * (epochs != 1)} on "
+                   f"{device_name(setup)}")
+        if state.epoch >= epochs and state.step_in_epoch == 0 and state.history:
+            ui.message(f"the run has finished its {epochs} epochs; pass --epochs N (more) to train longer")
+    try:
+        loop.run(setup, state, gen, hooks)
+    except (loop.NonFiniteLoss, loop.Stopped) as err:
+        err.run_dir, err.saved_epoch = run_dir, state.epoch  # for the message: where the checkpoint is
+        raise
+    if run_dir is not None:
+        write_end(run_dir, prepared, state)
+    rate = state.examples / state.train_time if state.train_time else 0.0
+    return Result(run_dir, tuple(state.history), state.best_acc, state.best_epoch, rate, device_name(setup),
+                  setup.model)
+
+
+def device_name(setup: loop.Setup) -> str:
+    name = str(setup.device) if setup.device.type != "cuda" else f"cuda:{setup.device.index or 0}"
+    return f"{name} ×{setup.dist.world}" if setup.dist.enabled else name
+
+
+# ── the run directory ─────────────────────────────────────────────────────────────────────────────────────────
+
+def write_start(run_dir: Path, prepared: Prepared) -> None:
+    setup = prepared.setup
+    prepared.spec_files.write(run_dir / "spec")
+    rundir.write_json(run_dir / "run.json", {
+        "spec": prepared.shaped.graph["name"], "spec_file": f"spec/{prepared.spec_files.main}",
+        "params": dict(prepared.spec_files.params), "recipe": setup.recipe.to_json(),
+        "options": prepared.options.to_json(), "argv": sys.argv, "netspec": __version__,
+        "torch": torch.__version__, "device": device_name(setup), "world_size": setup.dist.world,
+        "amp": setup.amp, "channels_last": setup.channels_last,
+        "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y)}})
+    (run_dir / "summary.txt").write_text(summary_text(prepared, None), encoding="utf-8")
+    rundir.write_diagram(prepared.ref, prepared.spec_files.params, run_dir / "diagram.svg")
+
+
+def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState) -> None:
+    (run_dir / "summary.txt").write_text(summary_text(prepared, state), encoding="utf-8")
+
+
+def summary_text(prepared: Prepared, state: loop.LoopState | None) -> str:
+    from ..tables import render_table, summarize
+
+    recipe = prepared.setup.recipe
+    lines = [render_table(summarize(prepared.shaped, None)), "", "recipe: " + ", ".join(
+        f"{k}={v}" for k, v in recipe.to_json().items())]
+    if state is not None and state.history:
+        last = state.history[-1]
+        lines += ["", f"after {last['epoch']} epochs: loss {last['loss']:.3f}, train acc {last['train_acc']:.3f}, "
+                      f"test acc {last['test_acc']:.3f}, {last['examples_per_s']:.1f} examples/sec on "
+                      f"{device_name(prepared.setup)}",
+                  f"best test acc {state.best_acc:.4f} at epoch {state.best_epoch}; "
+                  f"training time {state.train_time:.1f} s (evaluation excluded)"]
+    return "\n".join(lines) + "\n"
+
+
+class RunHooks(loop.Hooks):
+    """Rank 0's side of the loop: metrics, checkpoints, curves, and the UI."""
+
+    def __init__(self, prepared: Prepared, run_dir: Path, gen: torch.Generator, ui: UI):
+        self.prepared, self.run_dir, self.gen, self.ui = prepared, run_dir, gen, ui
+        self.setup = prepared.setup
+
+    def epoch_start(self, epoch: int, steps: int, done: int) -> None:
+        self.ui.epoch_start(epoch, self.setup.recipe.epochs, steps, done)
+
+    def progress(self, steps: int, loss: float, acc: float, examples_per_s: float) -> None:
+        self.ui.progress(steps, loss, acc, examples_per_s)
+
+    def log(self, record: dict) -> None:
+        rundir.append_metric(self.run_dir / "metrics.jsonl", record)
+
+    def stop_requested(self) -> bool:
+        return self.ui.stop_requested()
+
+    def stop(self, state: loop.LoopState) -> None:
+        self.save_last(state)
+
+    def epoch_end(self, record: dict, state: loop.LoopState, best: bool) -> None:
+        from .plots import write_curves
+
+        self.log(record)
+        self.ui.epoch_end(record, self.setup.recipe.epochs, device_name(self.setup))
+        self.save_last(state)
+        if best:
+            self.save_best(state, record)
+        write_curves(self.run_dir / "curves.png", state.history, f"{self.prepared.shaped.graph['name']} on "
+                     f"{self.setup.data.name}")
+
+    def common(self) -> dict:
+        return {"recipe": self.setup.recipe.to_json(), "spec": self.prepared.spec_files.to_json(),
+                "options": self.prepared.options.to_json(), "netspec": __version__}
+
+    def save_last(self, state: loop.LoopState) -> None:
+        cuda = torch.cuda.get_rng_state(self.setup.device) if self.setup.device.type == "cuda" else None
+        checkpoint.save(self.run_dir / "last.pt", {
+            **self.common(), "model": self.setup.model.state_dict(), "optimizer": self.setup.optimizer.state_dict(),
+            "state": state.to_json(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda,
+                                              "aug": self.gen.get_state()}})
+
+    def save_best(self, state: loop.LoopState, record: dict) -> None:
+        weights = self.setup.model.state_dict()
+        checkpoint.save(self.run_dir / "best.pt", {**self.common(), "model": weights, "state": state.to_json()})
+        checkpoint.save_safetensors(self.run_dir / "model.safetensors", weights, {
+            "spec": self.prepared.shaped.graph["name"], "epoch": record["epoch"],
+            "test_acc": f"{record['test_acc']:.4f}", "params": dict(self.prepared.spec_files.params)})
