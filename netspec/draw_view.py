@@ -5,7 +5,7 @@ the content (every edge carries its tensor's shape, boxes total their parameters
 
 - `depth`: scopes nested more than `depth` levels deep become one box each, showing the block's in → out shapes
   and parameter total (`depth=0`: every top-level block is a box).  The items of `depth=N` are the rows of
-  `summary --depth N+1`.
+  `summary --depth N`.
 - `fold`: a run of identical consecutive blocks (draw_scopes.Run) is drawn once, marked ×N: the first instance,
   or one box when the run is collapsed.  Edges leaving the run carry the last instance's output shape.
 - Clusters are drawn for template calls, user-named scopes (`b3`, `layer1`, `downsample`) and fold runs;

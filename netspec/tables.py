@@ -35,8 +35,9 @@ class Summary:
 
 
 def summarize(shaped: nx.DiGraph, depth: int | None = None) -> Summary:
-    """Rows in network order.  Scopes open a block row with their subtotal; with `depth`, scopes at that depth
-    are shown as one row each and what is inside them is left out."""
+    """Rows in network order.  Scopes open a block row with their subtotal.  `depth` N opens N levels of
+    scopes: scopes nested deeper are one row each, their insides left out (0: every top-level block is one row).
+    `draw --depth N` draws exactly these rows."""
     rows: list[Row] = []
     blocks = _block_totals(shaped)
     opened: set[str] = set()
@@ -44,14 +45,14 @@ def summarize(shaped: nx.DiGraph, depth: int | None = None) -> Summary:
         attrs = shaped.nodes[node]
         scopes = scopes_of(shaped, node)
         for level, scope in enumerate(scopes):
-            if depth is not None and level >= depth:
+            if depth is not None and level > depth:
                 break
             if scope.path not in opened:
                 opened.add(scope.path)
                 params, macs, last = blocks[scope.path]
                 rows.append(Row(scope.path, scope.template or scope.kind, shaped.nodes[last]["shape"], params, macs,
                                 level, True))
-        if depth is None or len(scopes) < depth:
+        if depth is None or len(scopes) <= depth:
             rows.append(Row(node, attrs["op"], attrs["shape"], attrs["params"], attrs["macs"], len(scopes), False))
     return Summary(shaped.graph["name"], tuple(shaped.graph["input_shape"]), tuple(shaped.nodes[OUTPUT]["shape"]),
                    shaped.graph["total_params"], shaped.graph["total_macs"], tuple(rows))

@@ -44,12 +44,22 @@ def test_summary_json_parses_and_its_rows_add_up(capsys):
     assert {"name", "op", "shape", "params", "macs"} <= set(summary["rows"][0])
 
 
-def test_summary_depth_one_shows_only_the_top_level_blocks(capsys):
-    code, out, _ = cli(capsys, "summary", "googlenet", "--depth", "1", "--json")
+def test_summary_depth_zero_shows_only_the_top_level_blocks(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet", "--depth", "0", "--json")
     rows = json.loads(out)["rows"]
     assert code == 0
     assert [row["name"] for row in rows] == ["b1", "b2", "b3", "b4", "b5", "fc"]
     assert sum(row["params"] for row in rows) == 5_977_530
+
+
+def test_summary_depth_one_opens_the_top_level_blocks_and_shows_inceptions_as_rows(capsys):
+    code, out, _ = cli(capsys, "summary", "googlenet", "--depth", "1", "--json")
+    rows = json.loads(out)["rows"]
+    assert code == 0
+    inceptions = [row for row in rows if row["op"] == "inception"]
+    assert len(inceptions) == 9 and all(row["block"] for row in inceptions)
+    assert not any(row["name"].startswith("b3.0.") for row in rows)
+    assert sum(row["params"] for row in rows if row["depth"] == 1 or not row["block"] and row["depth"] == 0) == 5_977_530
 
 
 def test_list_names_the_builtin_specs_and_blocks_with_their_docs(capsys):

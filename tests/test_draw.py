@@ -133,11 +133,11 @@ def test_at_full_depth_every_edge_carries_the_shape_of_its_tensor(spec):
 
 
 @every_spec
-def test_depth_n_draws_exactly_the_rows_of_summary_depth_n_plus_1(spec):
+def test_depth_n_draws_exactly_the_rows_of_summary_depth_n(spec):
     graph = shaped(spec)
     for depth in depths(graph)[1:]:
         view = build_view(graph, depth, fold=False)
-        rows = summarize(graph, depth + 1).rows
+        rows = summarize(graph, depth).rows
         boxes = {item.id.removeprefix("block/") for item in view.items if item.kind == "block"}
         assert boxes == {r.name for r in rows if r.block and r.depth == depth}, depth
         assert {item.id for item in view.items if item.kind == "op"} == {r.name for r in rows if not r.block}
