@@ -163,8 +163,9 @@ def _adaptive_avgpool(args: Args, ins: list[Shape]) -> ModuleSpec:
     return ModuleSpec(nn.AdaptiveAvgPool2d, (_as_pair(args["out"]),))
 
 
-# Activations are never built inplace=True: an fx graph may read a node's input again (a residual branch), and
-# in-place ops on tensors autograd still needs raise at backward time.
+# Activations are built out of place here: an fx graph may read a node's input again (a residual branch), and
+# in-place ops on tensors autograd still needs raise at backward time.  Only compile.py, which sees the whole
+# graph, switches a ReLU to inplace=True where that is safe (compile.can_overwrite_input).
 _MODULE_SPECS: Mapping[str, Callable[[Args, list[Shape]], ModuleSpec]] = MappingProxyType({
     "conv": _conv,
     "linear": _linear,
