@@ -12,9 +12,8 @@ import sys
 import traceback
 from pathlib import Path
 
-import yaml
-
 from . import __version__
+from . import source
 from .errors import SpecErrors, render
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -37,13 +36,21 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, object]:
         if not sep or not key.strip().isidentifier():
             raise UsageError(f"--set expects name=value, got {pair!r}")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
+            # The spec loader, not yaml.safe_load: it refuses tags, alias bombs and cycles, and a `!!int x` or a
+            # 5,000-digit number is a SpecError instead of a ValueError (found by tests/test_cli_misuse.py).
+            value = _plain(source.parse_text(text, "--set")) if text.strip() else ""
+        except SpecErrors:
             raise UsageError(f"--set {key}: cannot read the value {text!r}")
         if isinstance(value, dict):
             raise UsageError(f"--set {key}: a value must be a scalar or a list, got {text!r}")
         overrides[key.strip()] = value
     return overrides
+
+
+def _plain(value):
+    """Plain lists for the loader's marked ones: params end up in run.json and in checkpoints, which
+    `torch.load(weights_only=True)` could not read back with a netspec class inside."""
+    return [_plain(item) for item in value] if isinstance(value, list) else value
 
 
 def add_set_flag(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,8 @@ from typing import Mapping
 import networkx as nx
 
 from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
-from .expr import ExprError, InputShape, evaluate, is_expression, names_used
+from .expr import MAX_NODES as MAX_EXPR_NODES
+from .expr import ExprError, InputShape, cost, evaluate, is_expression, names_used
 from .graph import INPUT, OUTPUT, Scope, call_notes, inputs_of
 from .ops import OPS, ArgError, ShapeError, check_arg, defaults
 from .shapes import infer_node
@@ -28,6 +29,8 @@ MAX_TEMPLATE_DEPTH = 64
 MAX_STEPS = 2 * MAX_NODES      # items and repeat iterations expanded, built or not (see `step`)
 MAX_SCOPE_DEPTH = 100          # nested scopes (seqs, branches, calls): Python's recursion limit is ~7 frames each
 MAX_NOTES = 8                  # template-call notes shown under one error
+MAX_EVALUATION = 200_000       # expression nodes evaluated per network (each expression has ≤ 200): 10,000 calls
+                               # of a 200-node expression took 2 s; the most the zoo needs is 748 (resnet50)
 NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
 ERROR = "<error>"  # the output of an item that failed; items fed by it are checked but build nothing
 
@@ -77,6 +80,7 @@ class _Expander:
         self.shapes: dict[str, tuple] = {}
         self.failed: set[str] = {ERROR}
         self.steps = 0
+        self.evaluated = 0        # expression nodes evaluated so far (MAX_EVALUATION)
 
     # ── driver ────────────────────────────────────────────────────────────────────────────────────────────────
     def run(self) -> nx.DiGraph:
@@ -407,10 +411,25 @@ class _Expander:
             return raw
         lazy = (lambda: InputShape(self.shape_of(inp, ctx))) if inp is not None else None
         try:
+            self.charge(cost(raw), mark, ctx)
             return evaluate(raw, ctx.env, lazy)
         except ExprError as err:
+            # A refused expression was parsed too (3,000 long ones took 2 s): each counts as five of the largest,
+            # so at most 200 are refused before everything stops — more would only repeat the lesson.
+            self.charge(5 * MAX_EXPR_NODES, mark, ctx)
             self.fail(f"in `{raw}`: {err.message}" if len(raw) <= 80 else f"in an expression: {err.message}",
                       mark, ctx, hint=err.hint)
+
+    def charge(self, nodes: int, mark: Mark, ctx: _Ctx) -> None:
+        """Counts expression work as `step` counts items: past MAX_EVALUATION, everything stops."""
+        self.evaluated += nodes
+        if self.evaluated > MAX_EVALUATION:
+            try:
+                self.fail(f"the spec's expressions take more than {MAX_EVALUATION:,} steps to evaluate", mark, ctx,
+                          hint="a long expression in a large `repeat`, or in a template called many times, is "
+                               "evaluated each time; compute it once as a param")
+            except _Failed:
+                raise _TooBig from None
 
     def shape_of(self, node: str, ctx: _Ctx) -> tuple[int, ...]:
         """The inferred shape of an already built node, inferring (in build order) what is not known yet."""

@@ -6,7 +6,9 @@ every size is bounded so that a spec cannot hang or eat memory."""
 from __future__ import annotations
 
 import ast
+import functools
 import io
+import itertools
 import math
 import operator
 import re
@@ -33,6 +35,7 @@ _CONSTANTS = MappingProxyType({"true": True, "false": False, "null": None})  # a
 _SEQUENCES = (str, list, tuple)
 _NUMBERS = (int, float)  # bool included, as in Python: True + 1 == 2
 _TOO_LARGE = "`{src}` is too large: numbers are limited to 10**18 in size"
+_IN_WORD = re.compile(r"\bin\b")
 _BRACE_TOKENS = re.compile(r"""'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[{}]""")  # quoted strings and braces
 
 
@@ -84,6 +87,14 @@ def evaluate(text: str, env: Mapping[str, object], lazy_in: Callable[[], InputSh
     raise failure  # outside the except block, so the error's own context is left untouched
 
 
+def cost(text: str) -> int:
+    """The expression nodes one evaluation of `text` walks at most (0 for plain values); raises ExprError like
+    `evaluate` for a malformed expression.  The expander sums it to bound the work of a whole spec."""
+    if not isinstance(text, str) or "$" not in text:
+        return 0
+    return sum(part.size for part in _split(text)[1] if isinstance(part, _Part))
+
+
 def names_used(text: str) -> frozenset[str]:
     """The free names an expression string references (`in` included), without evaluating it."""
     if not isinstance(text, str) or "$" not in text:
@@ -102,6 +113,7 @@ class _Part:
     base: int                  # where `text` starts in the original string
     code: str                  # `text` with `in.` rewritten, character for character as long
     tree: ast.Expression
+    size: int = 0              # its expression nodes: what one evaluation walks at most
 
     def offset(self, node: ast.AST, end: bool = False) -> int:
         line, col = (node.end_lineno, node.end_col_offset) if end else (node.lineno, node.col_offset)
@@ -124,8 +136,11 @@ def _position(code: str, line: int | None, col: int | None, in_bytes: bool) -> i
     return sum(len(before) + 1 for before in lines[:line - 1]) + chars
 
 
-def _split(text: str) -> tuple[bool, list[str | _Part]]:
-    """(whole, parts): literal text and parsed expressions; whole when one expression keeps its type."""
+@functools.lru_cache(maxsize=1024)
+def _split(text: str) -> tuple[bool, tuple[str | _Part, ...]]:
+    """(whole, parts): literal text and parsed expressions; whole when one expression keeps its type.  Cached: a
+    template's expressions are evaluated once per call, and parsing each time made 10,000 calls of a 200-character
+    expression take 9 s (found by tests/test_bounds.py).  Parts are frozen and the evaluator only reads trees."""
     if len(text) > MAX_EXPR_LENGTH:
         raise ExprError(f"expression is {len(text):,} characters long; the limit is {MAX_EXPR_LENGTH}")
     if text.startswith("$") and not text.startswith(("${", "$$")):
@@ -145,7 +160,7 @@ def _split(text: str) -> tuple[bool, list[str | _Part]]:
         parts += [literal, _parse(text[i + 2:end], i + 2)]
         literal, pos = "", end + 1
     parts = [part for part in parts + [literal + text[pos:]] if part != ""]
-    return len(parts) == 1 and isinstance(parts[0], _Part), parts
+    return len(parts) == 1 and isinstance(parts[0], _Part), tuple(parts)
 
 
 def _closing_brace(text: str, start: int) -> int | None:
@@ -175,10 +190,11 @@ def _parse(text: str, base: int) -> _Part:
         raise ExprError(f"invalid expression: {exc.msg}", base + min(at, len(stripped)), hint) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression is too deeply nested", base) from None
-    part = _Part(stripped, base, code, tree)
-    nodes = sum(isinstance(node, ast.expr) for node in ast.walk(tree))
+    # Counted up to one past the limit only: a full walk of each of 3,000 long expressions took a second.
+    nodes = sum(1 for _ in itertools.islice((n for n in ast.walk(tree) if isinstance(n, ast.expr)), MAX_NODES + 1))
     if nodes > MAX_NODES:  # also keeps the recursive evaluator far from Python's recursion limit
-        raise ExprError(f"expression is too complex: {nodes} parts; the limit is {MAX_NODES}", base)
+        raise ExprError(f"expression is too complex: more than {MAX_NODES} parts", base)
+    part = _Part(stripped, base, code, tree, nodes)
     for node in ast.walk(tree):  # breadth first, so the outermost forbidden construct is reported
         _check(node, part)
     return part
@@ -186,14 +202,19 @@ def _parse(text: str, base: int) -> _Part:
 
 def _rewrite_in(text: str) -> str:
     """Replace the keyword `in` by `_IN` where `.` follows it; tokenize leaves strings and `x in y` alone."""
+    if not _IN_WORD.search(text):  # most expressions: tokenizing would cost ~1 ms per 1,000 characters
+        return text
     tokens: list[tokenize.TokenInfo] = []
     try:
         tokens.extend(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError, ValueError):
         pass  # keep the tokens read so far; ast.parse reports the real problem
     for a, b in zip(tokens, tokens[1:]):
+        if (a.string, b.type, b.string) != ("in", tokenize.OP, "."):
+            continue  # _position is linear in the text: computed for every token, 3,000 long expressions
+                      # took 4 s (found by tests/test_bounds.py)
         spot = _position(text, a.start[0], a.start[1], in_bytes=False)
-        if (a.string, b.type, b.string) == ("in", tokenize.OP, ".") and text[spot:spot + 2] == "in":
+        if text[spot:spot + 2] == "in":
             text = text[:spot] + _IN + text[spot + 2:]  # as long as `in`: later positions stay valid
     return text
 
@@ -250,7 +271,11 @@ def _check(node: ast.AST, part: _Part) -> None:
 
 
 def _kind(value: object) -> str:
-    return "None" if value is None else type(value).__name__
+    """The type's name as a spec author knows it: a list from a spec is a `list`, not the loader's MList."""
+    if value is None:
+        return "None"
+    return next((t.__name__ for t in (bool, int, float, str, list, tuple, dict) if isinstance(value, t)),
+                type(value).__name__)
 
 
 def _sequence_size(symbol: str, left: object, right: object) -> int | None:

@@ -19,6 +19,11 @@ MAX_FILE_BYTES = 4 << 20        # a spec is a few KB; refuse before parsing anyt
 MAX_VALUES = 20_000             # values after alias expansion: 25× the largest zoo spec; a "billion laughs" stops here
 MAX_DEPTH = 64                  # nesting of mappings/lists
 MAX_IMPORTS = 200
+# A spec and everything it imports, together: without a shared bound, 200 imports at the per-file limits took
+# 20 s to refuse (found by tests/test_bounds.py).  The largest zoo spec and its imports hold ~1,000 values.
+MAX_TOTAL_BYTES = MAX_FILE_BYTES
+MAX_TOTAL_VALUES = MAX_VALUES
+MAX_IMPORT_ERRORS = 10          # then stop reading imports: 200 files each refused at the limits took 3 s
 
 SCALAR_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
@@ -66,6 +71,7 @@ class Document:
     path: Path          # resolved path on disk
     name: str           # how messages show it
     data: object        # MDict for a well-formed spec
+    size: int = 0       # bytes read
 
 
 def builtin_root() -> Path:
@@ -191,7 +197,12 @@ class _Builder:
 
     def _scalar(self, node, mark: Mark):
         if node.tag in SCALAR_TAGS:
-            return self.constructor.construct_object(node)
+            try:
+                return self.constructor.construct_object(node)
+            except (ValueError, IndexError, KeyError) as err:
+                # `!!int x`, `!!bool maybe`, an empty `!!int`, or an int of more than 4,300 digits (Python's
+                # limit): PyYAML's constructors raise plain Python errors for these (found by tests/test_fuzz.py).
+                raise _scalar_error(node, mark, err) from None
         if self._explicit_tag(node):
             raise _tag_error(node.tag, mark)
         # A plain scalar that YAML 1.1 would read as a date (`2024-01-31`) or `=`: plain text here, since no
@@ -201,6 +212,16 @@ class _Builder:
     def _explicit_tag(self, node) -> bool:
         """Whether the source spells a tag (`!!set`, `!foo`) at the node, rather than the resolver choosing one."""
         return self.text.startswith("!", node.start_mark.index)
+
+
+def _scalar_error(node, mark: Mark, err: Exception) -> SpecErrors:
+    kind = {"int": "an int", "float": "a number", "bool": "true or false"}.get(node.tag.rsplit(":", 1)[-1], "a value")
+    text = node.value if len(node.value) <= 40 else f"{node.value[:20]}…{node.value[-10:]}"
+    too_long = "Exceeds the limit" in str(err)
+    return SpecErrors.one(f"cannot read `{text}` as {kind}", mark, expected=kind,
+                          found=f"{len(node.value):,} digits" if too_long else repr(text),
+                          hint="numbers in a spec have at most a few digits" if too_long else
+                          "write the value without a tag, or quote it to make it text")
 
 
 def _tag_error(tag: str, mark: Mark) -> SpecErrors:
@@ -232,7 +253,28 @@ def parse_text(text: str, name: str):
         raise SpecErrors.one("the YAML is nested too deeply to parse", start)
 
 
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+
+
+def _count_values(text: str, name: str) -> None:
+    """Refuses a document that holds more than MAX_VALUES values as written, before any node is built: composing
+    4 MiB of `[a, a, a, …]` took 5 s and 460 MB (found by tests/test_bounds.py).  Each value written counts once
+    and expands to at least one, so this refuses nothing that _Sizer would accept.  Syntax errors are left to
+    `_compose`, which words them."""
+    count = 0
+    try:
+        for event in yaml.parse(text, Loader=_FAST_LOADER):
+            count += isinstance(event, _NODE_EVENTS)
+            if count > MAX_VALUES:
+                raise SpecErrors.one(f"the file holds more than {MAX_VALUES:,} values; the limit is {MAX_VALUES:,}",
+                                     _mark(name, event.start_mark), expected=f"≤ {MAX_VALUES:,} values",
+                                     hint="a spec has a few thousand values at most; check you gave the right file")
+    except (yaml.YAMLError, RecursionError):
+        return
+
+
 def _compose(text: str, name: str):
+    _count_values(text, name)
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as err:
@@ -247,6 +289,11 @@ def _compose(text: str, name: str):
 
 
 def _syntax_error(err: yaml.YAMLError, text: str, name: str) -> SpecErrors:
+    if isinstance(err, yaml.reader.ReaderError):  # a control character: located by its offset, not at 1:1
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        return SpecErrors.one(f"YAML syntax error: {err.reason} (#x{err.character:04x})", Mark(name, line, column),
+                              hint="remove the character; a spec is plain text")
     if not isinstance(err, yaml.MarkedYAMLError):
         return SpecErrors.one(f"YAML syntax error: {err}", Mark(name, 1, 1))
     where = err.problem_mark or err.context_mark
@@ -278,7 +325,7 @@ def read_document(path: Path, shown: str | None = None) -> Document:
                              _byte_mark(shown, err.object, err.start), hint="save the file as UTF-8")
     except OSError as err:
         raise SpecErrors.one(f"cannot read {shown}: {err.strerror}", start)
-    return Document(path.resolve(), shown, parse_text(text, shown))
+    return Document(path.resolve(), shown, parse_text(text, shown), len(data))
 
 
 def _byte_mark(name: str, data: bytes, offset: int) -> Mark:
@@ -316,18 +363,57 @@ def load_all(path: Path) -> list[Document]:
     allowed = (root.path.parent, builtin_root().resolve())
     documents: dict[Path, Document] = {root.path: root}
     errors: list[SpecError] = []
-    _follow(root, [root.path], documents, allowed, errors)
+    budget = _Budget()
+    budget.spend(root, Mark(root.name, 1, 1))
+    _follow(root, [root.path], documents, allowed, errors, budget)
     if errors:
         raise SpecErrors(errors)
     return list(documents.values())
 
 
-def _follow(doc: Document, chain: list[Path], documents: dict, allowed: tuple[Path, ...], errors: list) -> None:
+class _Budget:
+    """The bytes and values a spec and its imports hold together (see MAX_TOTAL_BYTES); once spent, no further
+    file is read."""
+
+    def __init__(self):
+        self.bytes = self.values = 0
+        self.exhausted = False
+
+    def spend(self, doc: Document, mark: Mark) -> SpecError | None:
+        self.bytes += doc.size
+        self.values += _count(doc.data)
+        if self.bytes > MAX_TOTAL_BYTES or self.values > MAX_TOTAL_VALUES:
+            self.exhausted = True
+            what = (f"{self.bytes:,} bytes; the limit is {MAX_TOTAL_BYTES:,}" if self.bytes > MAX_TOTAL_BYTES else
+                    f"more than {MAX_TOTAL_VALUES:,} values; the limit is {MAX_TOTAL_VALUES:,}")
+            return SpecError(f"with this import, the spec and its imports hold {what} in all", mark,
+                             hint="a spec and its libraries hold a few thousand values at most")
+        return None
+
+
+def _count(data) -> int:
+    """Values in built data (aliases expanded, as _Sizer counts them); iterative, so depth does not matter."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, dict):
+            count += len(value)  # the keys
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
+def _follow(doc: Document, chain: list[Path], documents: dict, allowed: tuple[Path, ...], errors: list,
+            budget: _Budget) -> None:
     data = doc.data
     imports = data.get("imports") if isinstance(data, MDict) else None
     if not isinstance(imports, MList):
         return  # the schema reports a malformed `imports`
     for index, entry in enumerate(imports):
+        if budget.exhausted or len(errors) >= MAX_IMPORT_ERRORS:
+            return
         if not isinstance(entry, str):
             continue
         mark = mark_of(imports, index)
@@ -351,22 +437,49 @@ def _follow(doc: Document, chain: list[Path], documents: dict, allowed: tuple[Pa
         except SpecErrors as err:
             errors.extend(e.with_notes(Note("imported at", mark)) for e in err.errors)
             continue
-        _follow(documents[target], chain + [target], documents, allowed, errors)
+        problem = budget.spend(documents[target], mark)
+        if problem is not None:
+            errors.append(problem)
+            return
+        _follow(documents[target], chain + [target], documents, allowed, errors, budget)
 
 
 def resolve_import(entry: str, base: Path, allowed: tuple[Path, ...], mark: Mark) -> Path:
-    """Relative to the importing file, else to the built-in library; never outside the allowed folders."""
+    """Relative to the importing file, else to the built-in library; never outside the allowed folders.  A path
+    that leaves them is refused whether or not a file is there, so a refusal never tells what exists outside."""
     if os.path.isabs(entry) or entry.startswith("~"):
         raise SpecErrors.one(f"import `{entry}` is an absolute path", mark, expected="a path relative to this file",
                              hint="imports may reach only this spec's folder (and below) and the built-in library")
+    escapes = []
     for folder in (base, allowed[1]):
-        candidate = (folder / entry).resolve()
-        if candidate.is_file():
-            if not any(candidate.is_relative_to(root) for root in allowed):
-                raise SpecErrors.one(f"import `{entry}` leaves the folders a spec may read", mark,
-                                     expected=f"a file under {display_path(allowed[0])} or the built-in library",
-                                     found=display_path(candidate))
+        candidate = _resolved(folder / entry)
+        if candidate is None:
+            continue
+        if not any(candidate.is_relative_to(root) for root in allowed):
+            escapes.append(candidate)
+        elif _is_file(candidate):
             return candidate
+    if escapes:
+        raise SpecErrors.one(f"import `{entry}` leaves the folders a spec may read", mark,
+                             expected=f"a file under {display_path(allowed[0])} or the built-in library",
+                             found=display_path(escapes[0]))
     known = [str(p.relative_to(allowed[1])) for p in allowed[1].rglob("*.yaml")] if allowed[1].is_dir() else []
     raise SpecErrors.one(f"import `{entry}` not found", mark, expected="a .yaml file relative to this file "
                          "or in the built-in library", hint=did_you_mean(entry, known))
+
+
+# pathlib raises instead of answering for a name too long for the file system, a NUL byte or a symlink loop
+# (found by tests/test_fuzz.py); for an import, each of those is simply "no such file".
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -24,18 +24,24 @@ class CheckpointError(Exception):
 
 
 def atomic_write(path: Path, write: Callable[[object], None]) -> Path:
-    """Calls `write(binary file)` on a temporary file beside `path`, fsyncs it, then renames it to `path`."""
+    """Calls `write(binary file)` on a temporary file beside `path`, fsyncs it, then renames it to `path`.  A
+    failed write (a full disk: torch.save raises OSError or RuntimeError) is a CheckpointError, so that training
+    stops with one line instead of an internal error, and leaves `path` as it was (tests/test_faults.py)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
+    except (OSError, RuntimeError) as err:
+        kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+        raise CheckpointError(f"{path}: cannot write it ({err}); {kept}") from err
     finally:
-        if os.path.exists(temp):
+        if temp is not None and os.path.exists(temp):
             os.unlink(temp)
     _fsync_dir(path.parent)
     return path
@@ -60,18 +66,28 @@ def save(path: Path, checkpoint: Mapping[str, object]) -> Path:
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
-def load(path: Path, map_location="cpu") -> dict:
-    try:
-        data = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file")
-    except Exception as err:  # weights_only refusals, truncated zips, not a torch file at all
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})")
+def load(path: Path, needs: tuple[str, ...] = ("model",)) -> dict:
+    """A netspec checkpoint, read on the CPU without running code (see netspec.weights.read_weights_file); one
+    CheckpointError line for a missing, damaged, refused or foreign file, or one that lacks a key in `needs`."""
+    data = _read(Path(path))
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a netspec checkpoint (use --init-from for plain weights)")
-    if data.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: written by a newer netspec (checkpoint version {data['version']})")
+    version = data.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: written by a newer netspec (checkpoint version {version!r})")
+    missing = [key for key in needs if key not in data]
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint lacks `{missing[0]}` (resume needs a run's last.pt)")
     return data
+
+
+def _read(path: Path) -> object:
+    from ..weights import WeightsFileError, read_weights_file
+
+    try:
+        return read_weights_file(path)
+    except WeightsFileError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def plain_state(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -99,11 +115,8 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable weights file ({type(err).__name__}: {err})")
-    if isinstance(data, dict) and data.get("format") == FORMAT:
+    data = _read(path)
+    if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("model"), dict):
         return data["model"]
     if isinstance(data, dict) and all(isinstance(v, torch.Tensor) for v in data.values()):
         return data

@@ -133,6 +133,20 @@ def _flags(args) -> dict:
     return {name: getattr(args, name, None) for name in RECIPE_FLAGS}
 
 
+COUNT_FLAGS = ("subset", "threads", "log_every", "batch_size")   # when given: whole numbers ≥ 1
+
+
+def check_counts(args) -> None:
+    """Flags that count things must be ≥ 1: `--subset -5` trained on 2,043 examples (a negative slice), `--threads
+    -1` was an internal error, `--subset 0` a NaN loss (found by tests/test_cli_misuse.py)."""
+    from ..cli import UsageError
+
+    for name in COUNT_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+
+
 def _options(args, params: dict):
     from .recipe import RunOptions
 
@@ -157,6 +171,7 @@ def cmd_train(args) -> int:
 
     if (args.spec is None) == (args.resume is None):
         raise UsageError("train needs SPEC, or --resume RUN_DIR (not both)")
+    check_counts(args)
     if args.resume and not (Path(args.resume) / "last.pt").is_file():
         raise UsageError(f"--resume {args.resume}: no last.pt there (give the run folder)")
     if args.resume:
@@ -244,6 +259,7 @@ def cmd_eval(args) -> int:
         return 0
 
     _require_run(args.run)
+    check_counts(args)
     return _guarded(body)
 
 

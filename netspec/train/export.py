@@ -51,7 +51,7 @@ def load_run(ref: str | Path) -> Loaded:
     from ..pipeline import shaped_graph
 
     path = checkpoint_of(ref)
-    saved = checkpoint.load(path)
+    saved = checkpoint.load(path, needs=("model", "spec", "recipe"))
     spec = SpecFiles.from_json(saved["spec"])
     with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
         shaped = shaped_graph(str(spec.write(Path(folder))), spec.params)

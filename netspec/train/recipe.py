@@ -7,6 +7,7 @@ is repeatable from its recipe alone; the options may change between a run and it
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Mapping
 
@@ -111,8 +112,15 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(f"unknown data set `{recipe.data}`; choose one of {', '.join(DATASETS)} or folder:PATH")
     positive = {"lr": recipe.lr, "batch_size": recipe.batch_size, "eval_batch_size": recipe.eval_batch_size}
     for name, value in positive.items():
-        if not value > 0:
+        if not 0 < value < math.inf:
             raise RecipeError(f"{name} must be positive, got {value}")
+    # Negative values here ran, or failed inside torch with an internal error (tests/test_cli_misuse.py).
+    at_least_zero = {"weight_decay": recipe.weight_decay, "warmup_epochs": recipe.warmup_epochs}
+    for name, value in at_least_zero.items():
+        if not 0 <= value < math.inf:
+            raise RecipeError(f"{name} must be ≥ 0, got {value}")
+    if not 0 <= recipe.momentum < 1:
+        raise RecipeError(f"momentum must be in [0, 1), got {recipe.momentum}")
     if recipe.epochs < 0:
         raise RecipeError(f"epochs must be ≥ 0, got {recipe.epochs}")
     if not 0 <= recipe.label_smoothing < 1:

@@ -175,11 +175,14 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
         distributed.shutdown(info)
 
 
+RESUME_NEEDS = ("model", "optimizer", "state", "rng", "recipe", "spec", "options")  # what save_last writes
+
+
 def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None = None) -> Result:
     import tempfile
 
     info = distributed.from_env()
-    saved = checkpoint.load(Path(run_dir) / "last.pt")
+    saved = checkpoint.load(Path(run_dir) / "last.pt", needs=RESUME_NEEDS)
     recipe = from_json(saved["recipe"])
     recipe = replace(recipe, epochs=epochs) if epochs is not None else recipe
     options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}))

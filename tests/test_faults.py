@@ -1,0 +1,288 @@
+"""Training faults: a run killed (SIGKILL) mid-epoch and resumed; damaged checkpoints; a write that fails while
+checkpointing; two runs started at the same moment.  CPU only, synthetic data, one thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from netspec.cli import main
+from netspec.train import checkpoint, run
+from netspec.train.recipe import RunOptions
+
+from conftest import REPO
+
+# 2,048 synthetic images in batches of 16: 128 steps an epoch, ~0.5 s each, so a kill lands inside one.
+FLAGS = {"data": "synthetic", "batch_size": 16, "epochs": 3, "seed": 1, "lr": 0.05, "optimizer": "momentum"}
+CLI_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in FLAGS.items()]
+STEPS_PER_EPOCH = 2048 // 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def keep_thread_count():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def options(out: Path) -> RunOptions:
+    return RunOptions(device="cpu", out=str(out), download=False, log_every=1, threads=1)
+
+
+def train_process(*args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "netspec", "train", *args, "--device", "cpu", "--threads", "1",
+               "--no-progress"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def metrics(folder: Path) -> list[dict]:
+    path = folder / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.endswith("}")]  # a line being written may be cut
+
+
+def weights(state: dict) -> dict:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+# ── SIGKILL, then --resume ────────────────────────────────────────────────────────────────────────────────────
+
+def kill_inside_the_second_epoch(out: Path) -> Path:
+    process = train_process("bn_lenet", *CLI_FLAGS, "--out", str(out), "--log-every", "1")
+    deadline = time.monotonic() + 120
+    folder = None
+    while time.monotonic() < deadline and process.poll() is None:
+        folders = list(out.glob("bn_lenet-*"))
+        folder = folders[0] if folders else None
+        if folder and any(r["kind"] == "step" and r["step"] > STEPS_PER_EPOCH + 5 for r in metrics(folder)):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return folder
+
+
+def test_a_run_killed_mid_epoch_resumes_and_ends_as_if_never_killed_losing_at_most_that_epoch(tmp_path):
+    folder = kill_inside_the_second_epoch(tmp_path / "runs")
+    saved = checkpoint.load(folder / "last.pt")
+    done = saved["state"]["epoch"]
+    assert saved["state"]["step_in_epoch"] == 0 and done >= 1          # the last epoch end, intact
+    logged = max(r["step"] for r in metrics(folder))
+    assert logged - saved["state"]["global_step"] < STEPS_PER_EPOCH   # lost: less than the interrupted epoch
+
+    resumed = train_process("--resume", str(folder), "--log-every", "1")
+    out, err = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, err
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch ")] == [
+        f"epoch {e}/3" for e in range(done + 1, 4)]                    # only the lost epochs are trained again
+    records = metrics(folder)
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+    steps = [r["step"] for r in records if r["kind"] == "step"]
+    assert steps == list(range(1, 3 * STEPS_PER_EPOCH + 1))            # every step logged once, none twice
+    final = checkpoint.load(folder / "last.pt")
+    assert final["state"]["epoch"] == 3 and final["state"]["global_step"] == 3 * STEPS_PER_EPOCH
+
+    whole = run.start("bn_lenet", FLAGS, options(tmp_path / "whole"))  # the same run, never killed
+    different = [k for k, v in weights(whole.model.state_dict()).items() if not torch.equal(v, final["model"][k])]
+    assert not different, f"resumed weights differ from an uninterrupted run: {different[:4]}"
+
+
+# ── damaged checkpoints ───────────────────────────────────────────────────────────────────────────────────────
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished two-epoch LeNet run whose files the damage tests copy."""
+    out = tmp_path_factory.mktemp("finished")
+    result = run.start("lenet", {**FLAGS, "epochs": 2, "batch_size": 64},
+                       RunOptions(device="cpu", out=str(out), download=False, subset=256, threads=1))
+    return result.run_dir
+
+
+def middle_of_largest_record(path: Path) -> int:
+    """The offset of a byte in the middle of the archive's largest record (a tensor's data)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset + 26)
+        name_length, extra_length = int.from_bytes(handle.read(2), "little"), int.from_bytes(handle.read(2), "little")
+    return info.header_offset + 30 + name_length + extra_length + info.file_size // 2
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_bit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[middle_of_largest_record(path)] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(4096))
+
+
+def foreign(path: Path) -> None:
+    torch.save({"weight": torch.zeros(2)}, path)   # a valid torch file, not a netspec checkpoint
+
+
+def best_as_last(path: Path) -> None:
+    path.write_bytes((path.parent / "best.pt").read_bytes())   # a checkpoint without optimizer or RNG state
+
+
+DAMAGE = {
+    truncate: "not a PyTorch weights file, or a truncated one",
+    flip_a_bit: "damaged: the record `",
+    empty: "not a PyTorch weights file, or a truncated one",
+    garbage: "not a PyTorch weights file, or a truncated one",
+    foreign: "not a netspec checkpoint",
+    best_as_last: "the checkpoint lacks `optimizer`",
+}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    for rel, data in snapshot(source).items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(data)
+    return target
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=[d.__name__ for d in DAMAGE])
+def test_resuming_from_a_damaged_checkpoint_is_one_clear_error_that_overwrites_nothing(finished, tmp_path, capsys,
+                                                                                      damage):
+    folder = copy_run(finished, tmp_path / "run")
+    damage(folder / "last.pt")
+    before = snapshot(folder)
+    assert main(["train", "--resume", str(folder), "--epochs", "3", "--device", "cpu", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith(f"netspec: error: {folder / 'last.pt'}: ")
+    assert DAMAGE[damage] in err
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_a_bit], ids=["truncate", "flip_a_bit"])
+def test_eval_of_a_damaged_best_checkpoint_is_one_clear_error(finished, tmp_path, capsys, damage):
+    folder = copy_run(finished, tmp_path / "run")
+    damage(folder / "best.pt")
+    assert main(["eval", str(folder / "best.pt"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and DAMAGE[damage] in err
+
+
+def test_a_flipped_bit_is_caught_although_torch_load_alone_would_load_it(finished, tmp_path):
+    """Why the CRC check exists: without it, this damaged file loads as wrong weights without a word."""
+    path = copy_run(finished, tmp_path / "run") / "best.pt"
+    flip_a_bit(path)
+    silently = torch.load(path, weights_only=True)["model"]
+    intact = torch.load(finished / "best.pt", weights_only=True)["model"]
+    assert any(not torch.equal(silently[k], intact[k]) for k in intact)
+    with pytest.raises(checkpoint.CheckpointError, match="fails its checksum"):
+        checkpoint.load(path)
+
+
+# ── a write that fails while checkpointing ────────────────────────────────────────────────────────────────────
+
+def failing_after(monkeypatch, calls: int, where: str) -> None:
+    """torch.save writes half a file then raises (a full disk), or os.replace raises, from the `calls`-th call."""
+    count = {"n": 0}
+    real_save, real_replace = torch.save, os.replace
+
+    def save(obj, f, *args, **kwargs):
+        count["n"] += 1
+        if where == "save" and count["n"] >= calls:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        if where == "replace" and str(dst).endswith(".pt"):
+            count["n"] += 1
+            if count["n"] >= calls:
+                raise OSError(5, "Input/output error")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("where", ["save", "replace"])
+def test_a_failing_checkpoint_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(tmp_path,
+                                                                                              monkeypatch, where):
+    path = checkpoint.save(tmp_path / "last.pt", {"model": {"w": torch.ones(3)}})
+    before = path.read_bytes()
+    failing_after(monkeypatch, 1, where)
+    with pytest.raises(checkpoint.CheckpointError, match="cannot write it .*; the previous last.pt is intact"):
+        checkpoint.save(path, {"model": {"w": torch.zeros(3)}})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(3))
+
+
+def test_training_stops_with_one_line_when_a_checkpoint_cannot_be_written_and_keeps_the_last_good_one(
+        tmp_path, monkeypatch, capsys):
+    # Epoch 1 writes last.pt and best.pt; the third torch.save is epoch 2's last.pt.
+    failing_after(monkeypatch, 3, "save")
+    code = main(["train", "lenet", *CLI_FLAGS, "--subset", "128", "--out", str(tmp_path), "--device", "cpu",
+                 "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    (line,) = [line for line in err.splitlines() if line.startswith("netspec: error:")]
+    assert "last.pt: cannot write it ([Errno 28] No space left on device); the previous last.pt is intact" in line
+    (folder,) = tmp_path.iterdir()
+    monkeypatch.undo()
+    assert checkpoint.load(folder / "last.pt")["state"]["epoch"] == 1
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# ── runs started at the same moment ───────────────────────────────────────────────────────────────────────────
+
+CREATE_AT = """
+import sys, time
+from pathlib import Path
+from netspec.train.rundir import create
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+for _ in range(25):
+    print(create(Path(sys.argv[1]), "net"))
+"""
+
+
+def test_two_processes_starting_runs_at_the_same_moment_never_share_a_folder(tmp_path):
+    start = str(time.time() + 1.5)  # both spin until the same instant, then create 25 run folders each
+    processes = [subprocess.Popen([sys.executable, "-c", CREATE_AT, str(tmp_path), start], cwd=REPO,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    made = [line for p in processes for line in p.communicate(timeout=60)[0].splitlines()]
+    assert all(p.returncode == 0 for p in processes)
+    assert len(made) == 50 and len(set(made)) == 50 and len(list(tmp_path.iterdir())) == 50
+
+
+def test_a_run_with_a_list_given_by_set_writes_checkpoints_that_load_back(tmp_path, capsys):
+    """`--set widths=[4, 8]` once reached the checkpoint as the YAML loader's own list class, which
+    `torch.load(weights_only=True)` refuses: such a run could never be resumed or evaluated."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text("netspec: 1\nname: net\nparams: {widths: [2, 2]}\ninput: [1, 28, 28]\nbody:\n"
+                    "  - conv: {out: \"${widths[0]}\", kernel: 5}\n  - relu\n  - global_avgpool\n  - flatten\n"
+                    "  - linear: {out: 10}\n")
+    assert main(["train", str(spec), "--set", "widths=[4, 8]", "--data", "synthetic", "--subset", "64", "--epochs",
+                 "1", "--out", str(tmp_path / "runs"), "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    saved = checkpoint.load(folder / "last.pt")
+    assert saved["spec"]["params"] == {"widths": [4, 8]} and saved["model"]["0.weight"].shape[0] == 4
