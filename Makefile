@@ -41,7 +41,8 @@ run: setup
 	@mkdir -p build
 	$(BIN)/netspec validate specs/*.yaml
 	$(BIN)/netspec train bn_lenet --epochs 2 --schedule cosine --device cpu --out build/runs
-	$(BIN)/netspec summary $(MODEL)
+	$(BIN)/netspec draw bn_lenet -o build/bn_lenet.svg
+	$(BIN)/netspec summary $(MODEL) --depth 1
 	$(BIN)/netspec compile $(MODEL) -o build/$(MODEL).py
 
 test: setup

@@ -78,6 +78,8 @@ def cmd_summary(args) -> int:
     from .pipeline import shaped_graph
     from .tables import render_table, summarize
 
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth must be 0 or more, got {args.depth}")
     summary = summarize(shaped_graph(args.spec, parse_overrides(args.set)), args.depth)
     print(json.dumps(summary.to_json(), indent=2) if args.json else render_table(summary))
     return EXIT_OK

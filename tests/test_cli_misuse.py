@@ -172,3 +172,8 @@ def test_a_negative_or_zero_count_for_eval_is_one_line_and_exit_2(capsys, tmp_pa
 def test_train_and_eval_without_what_they_need_are_one_line_and_exit_2(capsys, args, start):
     code, _, err = cli(capsys, *args)
     assert_usage_error(code, err, start)
+
+
+def test_a_negative_summary_depth_is_a_one_line_usage_error(capsys):
+    code, _, err = cli(capsys, "summary", "lenet", "--depth", "-1")
+    assert_usage_error(code, err, "netspec: error: --depth must be 0 or more")
