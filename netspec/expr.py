@@ -310,9 +310,9 @@ class _Evaluator:
 
     def run(self, part: _Part) -> object:
         self.part = part
-        return self.eval(part.tree.body)
+        return self.walk(part.tree.body)
 
-    def eval(self, node: ast.AST) -> object:
+    def walk(self, node: ast.AST) -> object:
         # Python's own errors (len(1), min([])...) say what is wrong and only need the innermost location.
         try:
             return self._bounded(node, self._value(node))
@@ -327,14 +327,14 @@ class _Evaluator:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, (ast.List, ast.Tuple)):
-            items = [self.eval(item) for item in node.elts]
+            items = [self.walk(item) for item in node.elts]
             return items if isinstance(node, ast.List) else tuple(items)
         if isinstance(node, ast.UnaryOp):
-            return _UNARY[type(node.op)](self.eval(node.operand))
+            return _UNARY[type(node.op)](self.walk(node.operand))
         if isinstance(node, ast.IfExp):
-            return self.eval(node.body if self.eval(node.test) else node.orelse)
+            return self.walk(node.body if self.walk(node.test) else node.orelse)
         if isinstance(node, ast.Call):
-            return _FUNCTIONS[node.func.id](*[self.eval(arg) for arg in node.args])
+            return _FUNCTIONS[node.func.id](*[self.walk(arg) for arg in node.args])
         return _METHODS[type(node)](self, node)  # validation let no other kind of node through
 
     def _bounded(self, node: ast.AST, value: object) -> object:  # so chained arithmetic cannot run away
@@ -367,7 +367,7 @@ class _Evaluator:
         return list(value) if node.attr == "shape" else value
 
     def _binop(self, node: ast.BinOp) -> object:
-        (symbol, func), left, right = _ARITHMETIC[type(node.op)], self.eval(node.left), self.eval(node.right)
+        (symbol, func), left, right = _ARITHMETIC[type(node.op)], self.walk(node.left), self.walk(node.right)
         if isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS):
             if symbol == "**" and abs(right) > MAX_EXPONENT:  # checked first: 2 ** 10**10 must not run
                 raise self.part.error(node, f"exponent {right} is too large in `{{src}}` (limit {MAX_EXPONENT})")
@@ -384,26 +384,26 @@ class _Evaluator:
     def _boolop(self, node: ast.BoolOp) -> object:
         value = None
         for item in node.values:  # short-circuits like Python: `and` stops at falsy, `or` at truthy
-            value = self.eval(item)
+            value = self.walk(item)
             if bool(value) == isinstance(node.op, ast.Or):
                 return value
         return value
 
     def _compare(self, node: ast.Compare) -> bool:
-        left = self.eval(node.left)
+        left = self.walk(node.left)
         for op, item in zip(node.ops, node.comparators):  # chained: a < b < c stops at the first False
-            right = self.eval(item)
+            right = self.walk(item)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
         return True
 
     def _subscript(self, node: ast.Subscript) -> object:
-        value = self.eval(node.value)
+        value = self.walk(node.value)
         if isinstance(node.slice, ast.Slice):  # slicing only shrinks; Python rejects float bounds, a 0 step
             bounds = (node.slice.lower, node.slice.upper, node.slice.step)
-            return value[slice(*[b if b is None else self.eval(b) for b in bounds])]
-        index = self.eval(node.slice)
+            return value[slice(*[b if b is None else self.walk(b) for b in bounds])]
+        index = self.walk(node.slice)
         if isinstance(value, _SEQUENCES) and type(index) is int and not -len(value) <= index < len(value):
             raise self.part.error(node, f"index {index} is out of range for a {_kind(value)} of length "
                                         f"{len(value)} in `{{src}}`")
