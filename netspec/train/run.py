@@ -158,21 +158,32 @@ def sync_every(device: torch.device, info: Dist) -> int:
 
 # ── running ───────────────────────────────────────────────────────────────────────────────────────────────────
 
+# The loop all-reduces its stop flags, so these end every rank at the same step.
+AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
+
+
 def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None) -> Result:
     info = distributed.from_env()
     from ..pipeline import load_spec
 
     spec_files = rundir.read_spec_files(spec, options.params)
     recipe = resolve(load_spec(spec, options.params).train, flags)
+    together = False
     try:
         prepared = prepare(spec, spec_files, recipe, options, info)
         run_dir = None
         if info.is_main:
             run_dir = rundir.create(Path(options.out), prepared.shaped.graph["name"])
             write_start(run_dir, prepared)
-        return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+        result = execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+        together = True
+        return result
+    except AGREED_STOPS:
+        together = True
+        raise
     finally:
-        distributed.shutdown(info)
+        distributed.shutdown(info, together)
+
 
 
 RESUME_NEEDS = ("model", "optimizer", "state", "rng", "recipe", "spec", "options")  # what save_last writes
@@ -187,6 +198,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
     recipe = replace(recipe, epochs=epochs) if epochs is not None else recipe
     options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}))
     spec_files = SpecFiles.from_json(saved["spec"])
+    together = False
     try:
         with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
             prepared = prepare(str(spec_files.write(Path(folder))), spec_files, recipe, options, info)
@@ -196,9 +208,14 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             rundir.truncate_metrics(Path(run_dir) / "metrics.jsonl", state.global_step)
         gen = torch.Generator(device=prepared.setup.device)
         gen.set_state(saved["rng"]["aug"])
-        return execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
+        result = execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
+        together = True
+        return result
+    except AGREED_STOPS:
+        together = True
+        raise
     finally:
-        distributed.shutdown(info)
+        distributed.shutdown(info, together)
 
 
 def restore(setup: loop.Setup, saved: Mapping) -> None:
