@@ -74,8 +74,14 @@ def test_the_course_specs_have_the_reference_parameter_counts_and_macs(name):
 def test_the_course_specs_carry_the_course_training_recipe(name):
     _, _, size, lr, batch = COURSE[name]
     train = dict(netspec.load_spec(ROOT / f"{name}.yaml").train)
-    assert train == {"lr": lr, "batch_size": batch, "epochs": 10, "resize": None if size == 28 else size,
-                     "optimizer": "sgd", "init": "xavier"}
+    course = {"lr": lr, "batch_size": batch, "epochs": 10, "resize": None if size == 28 else size,
+              "optimizer": "sgd", "init": "xavier"}
+    assert train == course | DEVIATIONS.get(name, {})
+
+
+# The one recipe that leaves the course's, on purpose (docs/zoo.md, Decisions): BN-LeNet's constant lr of 1.0
+# leaves a test accuracy that swings by 0.1-0.3 between seeds; annealed to 0 it is stable.
+DEVIATIONS = {"bn_lenet": {"schedule": "cosine"}}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)

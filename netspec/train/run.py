@@ -80,7 +80,9 @@ def prepare(ref: str, spec_files: SpecFiles, recipe: Recipe, options: RunOptions
         model = model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(model, info, device)
     if options.compile:
-        forward = torch.compile(forward)
+        # Static shapes: the epoch's short last batch otherwise turns the batch size dynamic for the rest of the
+        # run, and the dynamic kernels were slower; each distinct batch size compiles once instead.
+        forward = torch.compile(forward, dynamic=False)
     if recipe.batch_size % info.world:
         raise RecipeError(f"batch size {recipe.batch_size} does not split over {info.world} processes")
     setup = loop.Setup(model, forward, make_optimizer(model, recipe), data, recipe, device, size, channels_last,
