@@ -14,6 +14,7 @@ from typing import Iterator, Mapping
 
 from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from .ops import OPS
+from .schema_check import checker_for
 from .schema_gen import COMPOSITES, MODIFIERS, NAME_PATTERN, SCHEMA_PATH
 from .source import Document, MDict, MList, key_mark, mark_of
 from .expr import is_expression
@@ -58,10 +59,16 @@ class Spec:
 
 
 @lru_cache(maxsize=1)
-def _validator():
-    import jsonschema  # imported here: `netspec list` need not pay for it
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+@lru_cache(maxsize=1)
+def _validator():
+    # Imported here: only a document that fails the fast check (schema_check.py) pays for jsonschema.
+    import jsonschema
+
+    schema = _schema()
     # JSON Schema counts 2.0 as an integer; the phases after validation compute with Python ints (range,
     # slicing, `:,` formats), so a float must not pass where the schema says integer (found by tests/test_fuzz.py).
     strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
@@ -120,6 +127,9 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
     if "netspec" in doc.data and (version != 1 or type(version) is not int):  # True == 1.0 == 1 in Python
         yield SpecError(f"unknown netspec format version {version!r}", mark_of(doc.data, "netspec"), "/netspec",
                         expected="1", found=repr(version), hint="this netspec reads `netspec: 1`")
+        return
+    check = checker_for(SCHEMA_PATH)
+    if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_check.py)
         return
     seen: set[tuple] = set()
     for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
@@ -421,7 +431,7 @@ def _children_errors(item: MDict, kind: str, templates) -> Iterator[SpecError]:
 def check_model(doc: Document) -> Iterator[SpecError]:
     data = doc.data
     # A key the schema reports as misspelt (`bodyy`, "did you mean `body`?") is not missing a second time.
-    known = list(_validator().schema["properties"])
+    known = list(_schema()["properties"])
     present = set(data) | {close for key in data if key not in known for close in difflib.get_close_matches(
         str(key), known, n=1, cutoff=0.6)}
     if "body" not in present:

@@ -4,18 +4,24 @@ and reported at once, and the shipped schema in step with the op table."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jsonschema
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors
 from netspec.pipeline import load_spec
+from netspec.schema_check import Unsupported, checker_for, compile_schema
 from netspec.schema_gen import SCHEMA_PATH, build_schema, render_schema
-from netspec.source import Document, parse_text
+from netspec.source import Document, parse_text, read_document
 from netspec.validate import validate
 
 from conftest import REPO, SPECS, all_specs, run_cli, spec_params
+from test_fuzz import LIBRARY_DATA, ORIGINALS, mutated_data
 
 NET = "netspec: 1\nname: net\ninput: [3, 8, 8]\n"
 
@@ -213,3 +219,88 @@ def test_a_misspelt_key_is_not_also_reported_missing():
 
 def test_a_bare_seq_is_refused():
     assert only_error(NET + "body: [relu, seq]\n").message == "a bare `seq` has no items"
+
+
+# ── the fast schema check (netspec/schema_check.py) ───────────────────────────────────────────────────────────
+
+def jsonschema_accepts(data) -> bool:
+    from netspec.validate import _validator
+
+    return _validator().is_valid(data)
+
+
+def test_the_fast_check_compiles_the_shipped_schema():
+    assert checker_for(SCHEMA_PATH) is not None, "schema_check.py lacks a keyword the schema now uses"
+
+
+@pytest.mark.parametrize("path", spec_params(sorted(SPECS.rglob("*.yaml"))))
+def test_the_fast_check_accepts_every_shipped_spec_and_library(path):
+    assert checker_for(SCHEMA_PATH)(read_document(path).data)
+
+
+def test_the_fast_check_agrees_with_jsonschema_on_every_bad_spec_of_the_catalogue():
+    check = checker_for(SCHEMA_PATH)
+    verdicts = []
+    for path in sorted((REPO / "tests" / "bad_specs").glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, ValueError):
+            continue   # not YAML at all: the loader refuses it before any schema
+        verdicts.append((path.name, check(data), jsonschema_accepts(data)))
+    assert len(verdicts) > 50
+    assert [v for v in verdicts if v[1] != v[2]] == []
+    assert sum(not fast for _, fast, _ in verdicts) > 10       # the catalogue does exercise the refusals
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.one_of(mutated_data(ORIGINALS["googlenet"]), mutated_data(ORIGINALS["resnet18"]),
+                      mutated_data(ORIGINALS["densenet"]), mutated_data(LIBRARY_DATA["inception.yaml"]),
+                      mutated_data(LIBRARY_DATA["residual.yaml"])))
+def test_the_fast_check_agrees_with_jsonschema_on_mutated_specs(data):
+    assert checker_for(SCHEMA_PATH)(data) == jsonschema_accepts(data)
+
+
+@pytest.mark.parametrize("schema, good, bad", [
+    ({"type": "integer"}, [3, -1, 10**30], [2.0, True, "3", None]),
+    ({"type": ["string", "null"]}, ["", None], [0, [], {}]),
+    ({"enum": [1, "a"]}, [1, 1.0, "a"], [True, "b", [1]]),
+    ({"const": False}, [False], [0, None]),
+    ({"minimum": 1, "exclusiveMaximum": 3}, [1, 2.5, "x", True], [0, 3, 0.5]),
+    ({"items": {"type": "integer"}, "minItems": 1, "maxItems": 2}, [[1], [1, 2], "not a list"], [[], [1, 2, 3],
+                                                                                                 ["1"]]),
+    ({"properties": {"a": {"type": "integer"}}, "additionalProperties": False, "required": ["a"]},
+     [{"a": 1}, 7], [{}, {"a": "1"}, {"a": 1, "b": 2}]),
+    ({"additionalProperties": {"type": "string"}, "minProperties": 1}, [{"k": "v"}], [{}, {"k": 1}]),
+    ({"propertyNames": {"pattern": "^[a-z]+$"}}, [{"ab": 1}, {}], [{"a1": 1}, {"A": 2}]),
+    ({"$defs": {"n": {"anyOf": [{"type": "null"}, {"items": {"$ref": "#/$defs/n"}, "type": "array"}]}},
+      "$ref": "#/$defs/n"}, [None, [], [[None, []]]], [1, [[1]]]),
+])
+def test_the_fast_check_follows_json_schema_keyword_by_keyword(schema, good, bad):
+    check = compile_schema(schema)
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=jsonschema.Draft202012Validator
+                                          .TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not
+                                                                 isinstance(v, bool)))(schema)
+    assert [check(v) for v in good] == [True] * len(good) == [strict.is_valid(v) for v in good]
+    assert [check(v) for v in bad] == [False] * len(bad) == [strict.is_valid(v) for v in bad]
+
+
+@pytest.mark.parametrize("schema", [{"patternProperties": {"x": {}}}, {"$ref": "https://example.com/s.json"},
+                                    {"type": "decimal"}, {"not": {}}])
+def test_a_keyword_the_fast_check_lacks_sends_every_document_to_jsonschema(schema, tmp_path):
+    with pytest.raises(Unsupported):
+        compile_schema(schema)
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    assert checker_for(path) is None
+
+
+def test_a_valid_spec_is_validated_without_importing_jsonschema():
+    code = ("import sys, netspec.pipeline as p; p.shaped_graph('googlenet'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'torch')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_an_invalid_spec_still_gets_jsonschemas_located_errors():
+    error = only_error(NET + "body:\n  - conv: {out: 8, kernel: 3, bias: maybe}\n")
+    assert error.mark.line == 5 and "bias" in error.message
