@@ -168,6 +168,16 @@ def test_an_interrupted_and_resumed_run_ends_with_the_same_weights_as_an_uninter
     assert epochs == [1, 2, 3]
 
 
+def test_a_resumed_run_keeps_logging_steps_at_its_own_interval(tmp_path):
+    with pytest.raises(loop.Stopped):
+        run.start("bn_lenet", RESUMABLE, options(tmp_path, log_every=3), StopAfter(5))
+    (folder,) = (tmp_path / "runs").iterdir()
+    run.resume(folder, options(tmp_path, log_every=None), None)        # as `--resume` without --log-every
+    steps = [r["step"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "step"]
+    assert steps == list(range(3, 3 * 8 + 1, 3))                        # 8 steps an epoch, 3 epochs
+
+
 def test_resume_through_the_cli_refuses_to_change_the_recipe(tmp_path, finished, capsys):
     assert main(["train", "--resume", str(finished.run_dir), "--lr", "0.5"]) == 2
     assert "only --epochs may change" in capsys.readouterr().err

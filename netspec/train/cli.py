@@ -32,7 +32,8 @@ def register(sub, add_set_flag) -> None:
     p.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors, .pt, run folder)")
-    p.add_argument("--log-every", type=int, default=50, metavar="N", help="steps between metrics.jsonl lines")
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help="steps between metrics.jsonl lines (default 50; on --resume, the run's own)")
     add_set_flag(p)
     p.set_defaults(handler=cmd_train)
 
@@ -152,7 +153,7 @@ def _options(args, params: dict):
 
     return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
-                      log_every=max(1, getattr(args, "log_every", 50)), threads=args.threads,
+                      log_every=getattr(args, "log_every", None), threads=args.threads,
                       init_from=getattr(args, "init_from", None), params=params)
 
 

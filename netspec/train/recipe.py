@@ -60,7 +60,8 @@ class RunOptions:
     data_dir: str | None = None
     download: bool = True
     progress: bool | None = None     # None: a bar when stderr is a terminal
-    log_every: int = 50              # steps between `step` lines in metrics.jsonl
+    log_every: int | None = None     # steps between `step` lines in metrics.jsonl; None: 50, or the run's own on
+                                     # resume
     threads: int | None = None       # torch.set_num_threads on CPU; None leaves torch's choice
     init_from: str | None = None
     params: Mapping[str, object] = field(default_factory=dict)   # --set overrides of the spec's params

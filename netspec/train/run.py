@@ -160,6 +160,8 @@ def sync_every(device: torch.device, info: Dist) -> int:
 
 # ── running ───────────────────────────────────────────────────────────────────────────────────────────────────
 
+DEFAULT_LOG_EVERY = 50   # steps between `step` lines in metrics.jsonl
+
 # The loop all-reduces its stop flags, so these end every rank at the same step.
 AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
 
@@ -170,6 +172,7 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
 
     spec_files = rundir.read_spec_files(spec, options.params)
     recipe = resolve(load_spec(spec, options.params).train, flags)
+    options = replace(options, log_every=options.log_every or DEFAULT_LOG_EVERY)
     together = False
     try:
         prepared = prepare(spec, spec_files, recipe, options, info)
@@ -198,7 +201,8 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
     saved = checkpoint.load(Path(run_dir) / "last.pt", needs=RESUME_NEEDS)
     recipe = from_json(saved["recipe"])
     recipe = replace(recipe, epochs=epochs) if epochs is not None else recipe
-    options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}))
+    options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
+                      log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
     spec_files = SpecFiles.from_json(saved["spec"])
     together = False
     try:
