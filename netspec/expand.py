@@ -237,6 +237,11 @@ class _Expander:
         visible = [n for f in ctx.frames for n in f.names] + ["input"]
         if any(ref in f.later for f in ctx.frames):
             later = next(f.later[ref] for f in ctx.frames if ref in f.later)
+            if (later.file, later.line, later.col) <= (mark.file, mark.line, mark.col):
+                # Declared but not yet defined, and it starts before this `from:`: the item it is in.
+                self.fail(f"`from: {ref}` names the item it belongs to", mark, ctx,
+                          expected="an earlier named node or `input`", found=f"`{ref}`",
+                          hint="a node cannot take its own output; name a node before it")
             self.fail(f"`from: {ref}` names a node defined later (at {later})", mark, ctx,
                       hint="`from:` can only name earlier nodes; move the item or reorder the seq")
         self.fail(f"`from:` names an unknown node `{ref}`", mark, ctx, expected="an earlier named node or `input`",

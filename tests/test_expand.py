@@ -151,6 +151,16 @@ def test_from_an_unknown_or_later_node_is_an_error(tmp_path, ref, message):
     assert caught.value.errors[0].message.startswith(message)
 
 
+@pytest.mark.parametrize("body", ["  - {name: a, from: a, relu: {}}\n",
+                                  "  - name: a\n    seq:\n      - relu\n      - {from: a, relu: {}}\n"],
+                         ids=["itself", "its-own-seq"])
+def test_from_naming_the_item_it_belongs_to_says_so(tmp_path, body):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, HEAD + "input: [4]\nbody:\n" + body)
+    error = caught.value.errors[0]
+    assert error.message == "`from: a` names the item it belongs to" and "its own output" in error.hint
+
+
 def test_duplicate_names_are_refused_with_the_first_use_noted(tmp_path):
     with pytest.raises(SpecErrors) as caught:
         graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, relu: {}}\n  - {name: a, relu: {}}\n")
