@@ -104,12 +104,12 @@ class _Sizer:
         key = id(node)
         if key in self.sizes:
             return self.sizes[key]
-        mark = _mark(self.name, node.start_mark)
         if key in self.active:
-            raise SpecErrors.one("a YAML alias refers to a value that contains it", mark,
+            raise SpecErrors.one("a YAML alias refers to a value that contains it", _mark(self.name, node.start_mark),
                                  hint="write the values out; a spec is a tree, not a cycle")
         if depth > MAX_DEPTH:
-            raise SpecErrors.one(f"values are nested more than {MAX_DEPTH} levels deep", mark)
+            raise SpecErrors.one(f"values are nested more than {MAX_DEPTH} levels deep",
+                                 _mark(self.name, node.start_mark))
         self.active.add(key)
         total = 1 + sum(self.size(child, depth + 1) for child in _children(node))
         self.active.discard(key)
