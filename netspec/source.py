@@ -441,7 +441,23 @@ def _follow(doc: Document, chain: list[Path], documents: dict, allowed: tuple[Pa
         if problem is not None:
             errors.append(problem)
             return
+        empty = _brings_no_blocks(entry, documents[target].data, mark)
+        if empty is not None:
+            errors.append(empty)
         _follow(documents[target], chain + [target], documents, allowed, errors, budget)
+
+
+def _brings_no_blocks(entry: str, data, mark: Mark) -> SpecError | None:
+    """An import exists for its `blocks:`; one without any was a mistake (typically a network spec named where
+    its library was meant), which used to pass silently and leave every block it should bring unknown."""
+    if not isinstance(data, MDict) or data.get("blocks"):
+        return None  # a file that is not a mapping is the schema's to report
+    network = "body" in data
+    return SpecError(f"import `{entry}` brings no blocks: it is {'a network spec' if network else 'a file'} "
+                     "without `blocks:`", mark, expected="a block library (a file with `blocks:`)",
+                     found="a network (`body:`) and no blocks" if network else "no `blocks:`",
+                     hint="import the library the blocks are defined in; a network's own `blocks:` can be "
+                          "imported, its `body` cannot")
 
 
 def resolve_import(entry: str, base: Path, allowed: tuple[Path, ...], mark: Mark) -> Path:

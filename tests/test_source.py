@@ -211,3 +211,22 @@ def test_an_error_in_an_imported_file_notes_where_it_was_imported(tmp_path):
 def test_every_shipped_spec_and_library_parses(tmp_path):
     for path in sorted(SPECS.rglob("*.yaml")):
         assert isinstance(read_document(path).data, MDict), path
+
+
+def test_an_import_that_brings_no_blocks_is_refused_at_the_import(tmp_path):
+    (tmp_path / "other_net.yaml").write_text("netspec: 1\nname: n\ninput: [4]\nbody: [relu]\n")
+    spec = tmp_path / "net.yaml"
+    spec.write_text("netspec: 1\nimports:\n  - other_net.yaml\n")
+    with pytest.raises(SpecErrors) as caught:
+        load_all(spec)
+    error = caught.value.errors[0]
+    assert error.message == "import `other_net.yaml` brings no blocks: it is a network spec without `blocks:`"
+    assert (error.mark.line, error.mark.col) == (3, 5)
+
+
+def test_a_network_that_defines_blocks_may_be_imported_for_them(tmp_path):
+    (tmp_path / "other_net.yaml").write_text("netspec: 1\nname: n\ninput: [4]\nblocks:\n  b: {seq: [relu]}\n"
+                                             "body: [b]\n")
+    spec = tmp_path / "net.yaml"
+    spec.write_text("netspec: 1\nimports: [other_net.yaml]\n")
+    assert [d.path.name for d in load_all(spec)] == ["net.yaml", "other_net.yaml"]
