@@ -168,16 +168,18 @@ class _Expander:
             if not cond:
                 if len(sources) > 1:
                     self.fail("a skipped item with several `from:` inputs has no single output", mark, ctx)
-                return self.register(frame, raw_name, sources[0], item, ctx)
+                return self.register(frame, raw_name, number, sources[0], ctx, mark)
         value = item[kind] if isinstance(item, MDict) else None
         if _inline(item):
             return self.inline(item, value, ctx, sources)
         if "repeat" in mods:
             out = self.repeat(item, number, kind, value, ctx, sources, path)
+            if self.per_iteration(item, ctx, mark):
+                return out  # each iteration registered its own name
         else:
             own = path if path is not None else ctx.path + (self.name(raw_name, number, ctx, mark),)
             out = self.kind(kind, value, item, mark, ctx, own, sources)
-        return self.register(frame, raw_name, out, item, ctx)
+        return self.register(frame, raw_name, number, out, ctx, mark)
 
     def step(self, mark: Mark, ctx: _Ctx) -> None:
         """Counts expansion work.  Nested repeats, or templates that call others twice, can ask for billions of
@@ -190,10 +192,17 @@ class _Expander:
             except _Failed:
                 raise _TooBig from None
 
-    def register(self, frame: _Frame, raw_name, out: str, item, ctx: _Ctx) -> str:
-        if isinstance(raw_name, (str, int)) and not is_expression(raw_name):
-            frame.names[str(raw_name)] = out
+    def register(self, frame: _Frame, raw_name, number: int, out: str, ctx: _Ctx, mark: Mark) -> str:
+        """Makes a named item's output reachable by `from:` further down its seq, under its name as evaluated
+        (`name: "enc${i}"` registers `enc0`, `enc1`, …)."""
+        if isinstance(raw_name, (str, int)) and not isinstance(raw_name, bool):
+            frame.names[self.name(raw_name, number, ctx, mark) if is_expression(raw_name) else str(raw_name)] = out
         return out
+
+    def per_iteration(self, item: MDict, ctx: _Ctx, mark: Mark) -> bool:
+        """Whether a `repeat` names each iteration by its `name` expression (which uses the index variable)."""
+        var, raw_name = item.get("as"), item.get("name")
+        return var is not None and is_expression(raw_name) and var in self.names_in(raw_name, ctx, mark)
 
     def name(self, raw, index: int, ctx: _Ctx, mark: Mark) -> str:
         if raw is None:
@@ -228,7 +237,13 @@ class _Expander:
             return [self.lookup(refs, ctx, mark_of(holder, key))]
         return [self.lookup(ref, ctx, mark_of(refs, i, mark_of(holder, key))) for i, ref in enumerate(refs)]
 
-    def lookup(self, ref: str, ctx: _Ctx, mark: Mark) -> str:
+    def lookup(self, ref, ctx: _Ctx, mark: Mark) -> str:
+        if is_expression(ref):  # `from: "enc${depth - 1 - i}"`: a name computed from params and loop variables
+            ref = self.value(ref, ctx, mark, None)
+            if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+                self.fail("a `from:` expression must give a node's name", mark, ctx,
+                          expected="a name (text or a number)", found=repr(ref))
+            ref = str(ref)
         if ref == "input":
             return ctx.block_input
         for frame in reversed(ctx.frames):
@@ -261,7 +276,7 @@ class _Expander:
         count = self.repeat_count(item, ctx, sources[0])
         var = item.get("as")
         raw_name = item.get("name")
-        per_iteration = var is not None and is_expression(raw_name) and var in self.names_in(raw_name, ctx, mark)
+        per_iteration = self.per_iteration(item, ctx, mark)
         base = path if path is not None else ctx.path + ((self.name(raw_name, index, ctx, mark),) if not per_iteration else ())
         if not per_iteration:
             self.graph.graph["scopes"].setdefault(self.claim(base, mark, ctx), Scope(".".join(base), "repeat", item.mark))
@@ -269,8 +284,11 @@ class _Expander:
         for i in range(count):
             self.step(item.mark, ctx)
             it_ctx = replace(ctx, env=MappingProxyType({**ctx.env, var: i})) if var else ctx
-            it_path = ctx.path + (self.name(raw_name, 0, it_ctx, item.mark),) if per_iteration else base + (str(i),)
+            it_name = self.name(raw_name, 0, it_ctx, item.mark) if per_iteration else None
+            it_path = ctx.path + (it_name,) if per_iteration else base + (str(i),)
             cur = [self.kind(kind, value, item, item.mark, it_ctx, it_path, cur)]
+            if per_iteration:  # `from:` in later iterations and later items may name it
+                ctx.frames[-1].names[it_name] = cur[0]
         return cur[0]
 
     def inline(self, item: MDict, items: MList, ctx: _Ctx, sources: list[str]) -> str:
@@ -335,9 +353,10 @@ class _Expander:
             raise _Failed
         if self.graph.number_of_nodes() >= MAX_NODES:
             self.fail(f"the network has more than {MAX_NODES:,} nodes", mark, ctx)
-        self.graph.add_node(node, op=name, args=MappingProxyType(args), mark=mark)
+        self.graph.add_node(node, op=name, args=MappingProxyType(args), mark=mark, inputs=tuple(sources))
         for i, src in enumerate(sources):
-            self.graph.add_edge(src, node, index=i)
+            if not self.graph.has_edge(src, node):  # `from: [a, a]`: one edge, both places in `inputs`
+                self.graph.add_edge(src, node, index=i)
         return node
 
     def op_args(self, op, raw, mark: Mark, ctx: _Ctx, inp: str) -> dict:

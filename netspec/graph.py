@@ -5,8 +5,10 @@ Insertion order is a topological order (a node is only added after its inputs); 
 
     graph.graph: name, doc, file, params (resolved network params), input_shape, expect, train,
                  scopes: {dotted path: Scope} for every template call, named seq, branch set and repeat
-    node attrs:  op (an OPS name, or "input"/"output"), args (MappingProxyType of checked args), mark (Mark)
-    edge attrs:  index (the input's position: concat order, add order)
+    node attrs:  op (an OPS name, or "input"/"output"), args (MappingProxyType of checked args), mark (Mark),
+                 inputs (tuple of node ids in order: concat order, add order; a node may appear twice, as in
+                 `concat: {from: [a, a]}`, which a DiGraph's edges alone cannot say)
+    edge attrs:  index (the source's first position among the inputs); one edge per distinct source
 ShapedGraph (shapes.py) adds to each node: shape (tuple), in_shapes (list of tuples), params (int), macs (int).
 """
 
@@ -42,7 +44,10 @@ def call_notes(graph: nx.DiGraph, node: str) -> tuple[Note, ...]:
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
-    """A node's inputs in order (edge attribute `index`)."""
+    """A node's inputs in order, repeats included (node attribute `inputs`; else the edges' `index`)."""
+    listed = graph.nodes[node].get("inputs")
+    if listed is not None:
+        return list(listed)
     preds = [(data["index"], src) for src, _, data in graph.in_edges(node, data=True)]
     return [src for _, src in sorted(preds)]
 

@@ -236,3 +236,25 @@ def test_compile_to_a_pt_file_writes_weights_that_load(tmp_path):
 def test_compile_refuses_an_unknown_output_suffix(tmp_path):
     run = run_cli("compile", "lenet", "-o", str(tmp_path / "lenet.onnx"))
     assert run.code == 2 and len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_a_merge_may_take_the_same_node_twice(tmp_path):
+    """`concat: {from: [b, b]}` once compiled to torch.cat([b]) — a DiGraph keeps one edge per pair — and
+    `add: {from: [a, a]}` vanished; the node's `inputs` attribute keeps both places."""
+    spec = tmp_path / "twice.yaml"
+    spec.write_text("netspec: 1\nname: twice\ninput: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
+                    "  - add: {from: [a, a]}\n  - {name: b, linear: {out: 3}}\n  - concat: {from: [b, b, a]}\n")
+    torch.manual_seed(0)
+    model = netspec.load(spec).eval()
+    x = torch.randn(2, 4)
+    a = model.a(x)
+    b = model.b(a + a)
+    with torch.no_grad():
+        assert torch.equal(model(x), torch.cat([b, b, a], 1))
+    assert netspec.shaped_graph(spec).graph["output_shape"] == (10,)
+    target = tmp_path / "twice_emitted.py"
+    target.write_text(netspec.emit_python(spec), encoding="utf-8")
+    emitted = import_file(target, "twice_emitted").Twice().eval()
+    emitted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(emitted(x), model(x))

@@ -151,6 +151,44 @@ def test_from_an_unknown_or_later_node_is_an_error(tmp_path, ref, message):
     assert caught.value.errors[0].message.startswith(message)
 
 
+MULTISCALE = HEAD + """params: {stages: 3}
+input: [3, 16, 16]
+body:
+  - {repeat: $stages, as: i, name: "stage${i}", seq: [{conv: {out: "${4 * (i + 1)}", kernel: 3, padding: 1}},
+                                                      {maxpool: {kernel: 2}}]}
+  - {repeat: $stages, as: i, name: "pool${i}", seq: [{from: "stage${i}", global_avgpool: {}}, flatten]}
+  - concat: {from: [pool0, pool1, "pool${stages - 1}"]}
+"""
+
+
+def test_names_built_from_expressions_can_be_named_by_from(tmp_path):
+    graph = graph_of(tmp_path, MULTISCALE)
+    assert inputs_of(graph, "pool1.0") == ["stage1.1"] and inputs_of(graph, "pool2.0") == ["stage2.1"]
+    assert inputs_of(graph, "2") == ["pool0.1", "pool1.1", "pool2.1"]
+
+
+def test_a_from_expression_sees_params(tmp_path):
+    graph = graph_of(tmp_path, MULTISCALE.replace("[pool0, pool1, ", "[pool0, "), stages=2)
+    assert inputs_of(graph, "2") == ["pool0.1", "pool1.1"]
+
+
+def test_a_from_expression_may_name_an_earlier_iteration(tmp_path):
+    graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: l0, linear: {out: 4}}\n  - relu\n"
+                     "  - {repeat: 3, as: i, name: \"l${i + 1}\", seq: [{from: \"l${i}\", linear: {out: 4}}]}\n")
+    assert inputs_of(graph, "l1.0") == ["l0"] and inputs_of(graph, "l3.0") == ["l2.0"]
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("\"stage${9}\"", "`from:` names an unknown node `stage9`"),
+    ("\"${1.5}\"", "a `from:` expression must give a node's name"),
+])
+def test_a_from_expression_that_names_no_node_is_located(tmp_path, ref, message):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, MULTISCALE.replace("[pool0, pool1, \"pool${stages - 1}\"]", f"[pool0, {ref}]"))
+    error = caught.value.errors[0]
+    assert error.message.startswith(message) and error.mark.line == 9
+
+
 @pytest.mark.parametrize("body", ["  - {name: a, from: a, relu: {}}\n",
                                   "  - name: a\n    seq:\n      - relu\n      - {from: a, relu: {}}\n"],
                          ids=["itself", "its-own-seq"])
