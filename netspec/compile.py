@@ -40,9 +40,10 @@ def module_specs(shaped: nx.DiGraph) -> dict[str, ModuleSpec]:
 
 
 # Ops whose output nothing else needs once the next op has read it: their backward keeps their inputs (conv,
-# linear, batchnorm, max-pool indices) or nothing (add, concat, avgpool), never their output, and the output
-# is a fresh tensor, not a view of or the same tensor as the input (as flatten, identity and eval dropout give).
-FRESH_OUTPUT_OPS = frozenset({"conv", "linear", "add", "concat", "maxpool", "avgpool"})
+# conv_transpose, linear, batchnorm, max-pool indices) or nothing (add, concat, avgpool), never their output, and
+# the output is a fresh tensor, not a view of or the same tensor as the input (as flatten, identity and eval
+# dropout give).
+FRESH_OUTPUT_OPS = frozenset({"conv", "conv_transpose", "linear", "add", "concat", "maxpool", "avgpool"})
 
 
 def can_overwrite_input(shaped: nx.DiGraph, node: str) -> bool:

@@ -4,8 +4,8 @@ This module never imports torch; the torch side of each op lives in `torch_ops.p
 Shapes exclude the batch dimension: (C, H, W) for images, (F,) for features.  Shape rules follow PyTorch's
 formulas exactly (floor division, ceil_mode, padding) and raise `ShapeError`, which callers locate.
 
-MACs count multiply-accumulates of `conv` and `linear` only (the convention behind torchvision's published
-GMACs); every other op counts 0.  See docs/ops.md.
+MACs count multiply-accumulates of `conv`, `conv_transpose` and `linear` only (the convention behind
+torchvision's published GMACs); every other op counts 0.  See docs/ops.md.
 """
 
 from __future__ import annotations
@@ -116,14 +116,18 @@ def conv_padding(args: Args) -> tuple[int, int]:
     return pair(padding)
 
 
+def _check_groups(op: str, channels: int, out: int, groups: int) -> None:
+    if channels % groups or out % groups:
+        raise ShapeError(f"{op} groups={groups} must divide both input channels ({channels}) and out ({out})",
+                         expected=f"channels divisible by {groups}", found=f"in {channels}, out {out}")
+
+
 def _conv_shape(args: Args, ins: list[Shape]) -> Shape:
     (x,) = ins
     _need_rank("conv", x, (3,))
     c, h, w = x
-    groups, out = args["groups"], args["out"]
-    if c % groups or out % groups:
-        raise ShapeError(f"conv groups={groups} must divide both input channels ({c}) and out ({out})",
-                         expected=f"channels divisible by {groups}", found=f"in {c}, out {out}")
+    out = args["out"]
+    _check_groups("conv", c, out, args["groups"])
     kh, kw = pair(args["kernel"])
     sh, sw = pair(args["stride"])
     dh, dw = pair(args["dilation"])
@@ -160,6 +164,79 @@ def _conv_label(args: Args) -> str:
     if pair(args["dilation"]) != (1, 1):
         text += f" d{_fmt_pair(args['dilation'])}"
     return text + f" → {args['out']}"
+
+
+def _conv_transpose_shape(args: Args, ins: list[Shape]) -> Shape:
+    (x,) = ins
+    _need_rank("conv_transpose", x, (3,))
+    c, h, w = x
+    out = args["out"]
+    _check_groups("conv_transpose", c, out, args["groups"])
+    kh, kw = pair(args["kernel"])
+    sh, sw = pair(args["stride"])
+    ph, pw = pair(args["padding"])
+    oh, ow = pair(args["output_padding"])
+    dh, dw = pair(args["dilation"])
+    # PyTorch's check, per dimension: the extra rows must fit inside one stride step (or one dilation gap),
+    # otherwise they would be positions no input pixel reaches.
+    if (oh >= sh and oh >= dh) or (ow >= sw and ow >= dw):
+        raise ShapeError("conv_transpose output_padding must be smaller than the stride or the dilation "
+                         "(PyTorch's rule)", expected=f"output_padding < max(stride, dilation) = "
+                         f"{_fmt_pair([max(sh, dh), max(sw, dw)])}",
+                         found=f"output_padding {_fmt_pair(args['output_padding'])}",
+                         hint="output_padding only picks between the output sizes a stride > 1 makes possible")
+    shape = (out, (h - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1)
+    return _positive("conv_transpose", shape, f"input {h}×{w}, kernel {_fmt_pair(args['kernel'])}, stride "
+                                              f"{_fmt_pair(args['stride'])}, padding {ph}×{pw}")
+
+
+def _conv_transpose_params(args: Args, ins: list[Shape]) -> int:
+    kh, kw = pair(args["kernel"])
+    weight = ins[0][0] * (args["out"] // args["groups"]) * kh * kw  # weight shape (in, out/groups, kh, kw)
+    return weight + (args["out"] if args["bias"] else 0)
+
+
+def _conv_transpose_macs(args: Args, ins: list[Shape], out: Shape) -> int:
+    # Every input pixel is multiplied by the whole kernel of its group and added into the output, so the count
+    # runs over input pixels (a conv's runs over output pixels); padding only trims the output afterwards.
+    # The same as torch.utils.flop_counter's transposed-conv count, halved.
+    c, h, w = ins[0]
+    kh, kw = pair(args["kernel"])
+    return c * (args["out"] // args["groups"]) * kh * kw * h * w
+
+
+def _conv_transpose_label(args: Args) -> str:
+    text = f"conv_transpose {_fmt_kernel(args['kernel'])}"
+    if pair(args["stride"]) != (1, 1):
+        text += f" ×{_fmt_pair(args['stride'])}"  # a transposed conv's stride enlarges: ×2, where conv reads /2
+    if args["groups"] != 1:
+        text += f" g{args['groups']}"
+    if pair(args["dilation"]) != (1, 1):
+        text += f" d{_fmt_pair(args['dilation'])}"
+    return text + f" → {args['out']}"
+
+
+def _upsample_shape(args: Args, ins: list[Shape]) -> Shape:
+    (x,) = ins
+    _need_rank("upsample", x, (3,))
+    scale, size = args["scale"], args["size"]
+    if (scale is None) == (size is None):  # nn.Upsample refuses both and neither
+        raise ShapeError("upsample needs exactly one of `scale` and `size`", expected="`scale: 2` or `size: [h, w]`",
+                         found="both" if scale is not None else "neither")
+    if args["align_corners"] and args["mode"] == "nearest":
+        raise ShapeError("upsample align_corners applies to bilinear only (PyTorch refuses it with nearest)",
+                         expected="mode: bilinear, or no align_corners", found="mode nearest, align_corners true")
+    c, h, w = x
+    if size is not None:
+        return _positive("upsample", (c, *pair(size)), "size")
+    sh, sw = pair(scale)
+    return _positive("upsample", (c, h * sh, w * sw), "scale")  # integer factors: floor(h·s) is exactly h·s
+
+
+def _upsample_label(args: Args) -> str:
+    text = f"upsample ×{_fmt_pair(args['scale'])}" if args["scale"] is not None else \
+        f"upsample → {_fmt_kernel(args['size'])}"
+    return text + (" bilinear" if args["mode"] == "bilinear" else "")
 
 
 def _pool_shape(op: str) -> Callable[[Args, list[Shape]], Shape]:
@@ -273,6 +350,20 @@ _TABLE = [
         "groups": P("int", 1, "blocked connections; must divide input and output channels", minimum=1),
         "bias": P("bool", True, "learnable bias"),
     }, _conv_shape, _conv_params, _conv_macs, _conv_label),
+    Op("conv_transpose", "2-D transposed convolution (nn.ConvTranspose2d), e.g. a learned ×stride upsampling; "
+       "in_channels is inferred. Output size (H−1)·stride − 2·padding + dilation·(kernel−1) + output_padding + 1. "
+       "MACs count every input pixel times the whole kernel of its group: in·H·W · out/groups · kh·kw "
+       "(input H, W; a conv counts output pixels).", "conv", {
+        "out": P("int", required=True, doc="output channels", minimum=1),
+        "kernel": P("int2", required=True, doc="kernel size, int or [h, w]", minimum=1),
+        "stride": P("int2", 1, "stride, int or [h, w]: the factor the output grows by", minimum=1),
+        "padding": P("int2", 0, "rows/columns trimmed from each side of the output, int or [h, w]", minimum=0),
+        "output_padding": P("int2", 0, "rows/columns added at the bottom/right of the output, int or [h, w]; "
+                            "must be smaller than the stride or the dilation", minimum=0),
+        "dilation": P("int2", 1, "spacing between kernel elements", minimum=1),
+        "groups": P("int", 1, "blocked connections; must divide input and output channels", minimum=1),
+        "bias": P("bool", True, "learnable bias"),
+    }, _conv_transpose_shape, _conv_transpose_params, _conv_transpose_macs, _conv_transpose_label),
     Op("linear", "Fully connected layer (nn.Linear) on [features]; in_features is inferred.", "linear", {
         "out": P("int", required=True, doc="output features", minimum=1),
         "bias": P("bool", True, "learnable bias"),
@@ -328,6 +419,14 @@ _TABLE = [
     }, _adaptive_shape, label=lambda a: f"adaptive_avgpool → {_fmt_pair(a['out'])}"),
     Op("global_avgpool", "Average over all positions: [C, H, W] → [C, 1, 1] (nn.AdaptiveAvgPool2d(1)).", "pool", {},
        _global_pool, label=lambda a: "global_avgpool"),
+    Op("upsample", "Upsampling by an integer factor or to a fixed size (nn.Upsample); channels unchanged. Give "
+       "exactly one of `scale` and `size`. No learnable weights; counts 0 MACs, like pooling.", "pool", {
+        "scale": P("int2", None, "integer factor, int or [h, w]; give this or `size`", minimum=1),
+        "size": P("int2", None, "output size, int or [h, w]; give this or `scale`", minimum=1),
+        "mode": P("str", "nearest", "nearest or bilinear", choices=("nearest", "bilinear")),
+        "align_corners": P("bool", False, "bilinear only: align the corner pixels of input and output "
+                           "(PyTorch refuses it with nearest)"),
+    }, _upsample_shape, label=_upsample_label),
     Op("flatten", "[C, H, W] → [C·H·W] (nn.Flatten).", "reshape", {}, _flatten, label=lambda a: "flatten"),
     Op("identity", "Passes its input through (nn.Identity).", "reshape", {}, _same, label=lambda a: "identity"),
     Op("concat", "Concatenates its inputs on channels; all other dimensions must agree.", "merge", {},

@@ -101,6 +101,23 @@ def _conv(args: Args, ins: list[Shape]) -> ModuleSpec:
         ("groups", args["groups"]), ("bias", args["bias"])))
 
 
+def _conv_transpose(args: Args, ins: list[Shape]) -> ModuleSpec:
+    return ModuleSpec(nn.ConvTranspose2d, (ins[0][0], args["out"]), (
+        ("kernel_size", _as_pair(args["kernel"])), ("stride", _as_pair(args["stride"])),
+        ("padding", _as_pair(args["padding"])), ("output_padding", _as_pair(args["output_padding"])),
+        ("groups", args["groups"]), ("bias", args["bias"]), ("dilation", _as_pair(args["dilation"]))))
+
+
+def _upsample(args: Args, ins: list[Shape]) -> ModuleSpec:
+    how = ("size", _as_pair(args["size"])) if args["size"] is not None else ("scale_factor", _as_pair(args["scale"]))
+    kwargs = [how, ("mode", args["mode"])]
+    # Passed only when true: PyTorch refuses align_corners (even False) with nearest, and its unset value means
+    # False for bilinear, so leaving it out builds the module a hand-written `nn.Upsample(...)` builds.
+    if args["align_corners"]:
+        kwargs.append(("align_corners", True))
+    return ModuleSpec(nn.Upsample, (), kwargs)
+
+
 def _linear(args: Args, ins: list[Shape]) -> ModuleSpec:
     return ModuleSpec(nn.Linear, (ins[0][0], args["out"]), (("bias", args["bias"]),))
 
@@ -168,6 +185,7 @@ def _adaptive_avgpool(args: Args, ins: list[Shape]) -> ModuleSpec:
 # graph, switches a ReLU to inplace=True where that is safe (compile.can_overwrite_input).
 _MODULE_SPECS: Mapping[str, Callable[[Args, list[Shape]], ModuleSpec]] = MappingProxyType({
     "conv": _conv,
+    "conv_transpose": _conv_transpose,
     "linear": _linear,
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
@@ -186,6 +204,7 @@ _MODULE_SPECS: Mapping[str, Callable[[Args, list[Shape]], ModuleSpec]] = Mapping
     "avgpool": _avgpool,
     "adaptive_avgpool": _adaptive_avgpool,
     "global_avgpool": _fixed(nn.AdaptiveAvgPool2d, output_size=1),
+    "upsample": _upsample,
     "flatten": _fixed(nn.Flatten),
     "identity": _fixed(nn.Identity),
 })

@@ -177,6 +177,43 @@ def test_the_emitted_file_of_a_network_with_every_merge_gives_identical_outputs(
         assert (theirs(batch) - mixed(batch)).abs().max().item() == 0.0
 
 
+# A decoder: a strided conv down, a transposed conv back up (a ReLU after each, made in place), then three ways of
+# upsampling side by side.
+DECODER = """netspec: 1
+name: decoder
+input: [3, 8, 8]
+body:
+  - {name: down, conv: {out: 8, kernel: 3, stride: 2, padding: 1}}
+  - relu
+  - {name: up, conv_transpose: {out: 4, kernel: 3, stride: 2, padding: 1, output_padding: 1, groups: 2}}
+  - relu
+  - name: mix
+    concat:
+      - [upsample: {scale: 2, mode: bilinear}]
+      - [upsample: {size: [16, 16]}]
+      - [upsample: {scale: [2, 2], mode: bilinear, align_corners: true}]
+"""
+
+
+def test_a_network_with_transposed_convs_and_upsampling_trains_and_its_emitted_file_gives_identical_outputs(
+        tmp_path):
+    spec = tmp_path / "decoder.yaml"
+    spec.write_text(DECODER)
+    assert netspec.shaped_graph(spec).graph["output_shape"] == (12, 16, 16)
+    torch.manual_seed(0)
+    model = netspec.load(spec)
+    assert isinstance(model.up, nn.ConvTranspose2d) and model.get_submodule("3").inplace
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    model(x).square().mean().backward()              # the in-place ReLU after `up` leaves backward intact
+    assert all(p.grad is not None for p in model.parameters())
+    target = tmp_path / "decoder_emitted.py"
+    target.write_text(netspec.emit_python(spec), encoding="utf-8")
+    emitted = import_file(target, "decoder_emitted").Decoder()
+    emitted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(emitted(x), model(x))
+
+
 def test_emitted_files_import_only_torch(tmp_path):
     """Every spec's file, imported in an isolated interpreter (`-I`: no cwd, no user site) after torch: nothing
     but torch's own modules and the files themselves gets imported, and netspec never."""

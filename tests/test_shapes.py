@@ -2,8 +2,8 @@
 
 For every spec: a forward pass on the meta device, walked node by node with torch.fx.Interpreter, gives the
 inferred shape at every node, and the parameters PyTorch allocates number exactly the inferred count.
-For the rules themselves: conv and pooling shapes on random arguments equal what PyTorch computes (or PyTorch
-refuses exactly where netspec does).
+For the rules themselves: conv, transposed conv, pooling and upsampling shapes on random arguments equal what
+PyTorch computes (or PyTorch refuses exactly where netspec does).
 """
 
 from __future__ import annotations
@@ -124,10 +124,11 @@ def ours(op: str, shape: tuple[int, ...], **args):
         return None
 
 
-def theirs(run) -> tuple[int, ...] | None:
-    """PyTorch's output shape on the meta device, or None where PyTorch refuses the arguments."""
+def theirs(run, device: str = "meta") -> tuple[int, ...] | None:
+    """PyTorch's output shape on the meta device, or None where PyTorch refuses the arguments.  `device="cpu"`
+    for refusals that only a real kernel makes (the meta device computes any transposed conv's output_padding)."""
     try:
-        with torch.device("meta"):
+        with torch.device(device):
             out = run()
     except (RuntimeError, ValueError):
         return None
@@ -186,6 +187,54 @@ def test_ceil_mode_drops_a_last_window_that_would_start_in_the_padding(size, ker
     assert ours("maxpool", (1, size, size), kernel=kernel, stride=stride, padding=padding, ceil_mode=True) == expected
 
 
+def _tuple(value):
+    """Hypothesis's [h, w] lists as the tuples nn.Upsample wants (it refuses a list as scale_factor)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+paddings = st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)).map(list))
+
+
+@RANDOM
+@given(c=st.integers(1, 8), h=st.integers(1, 8), w=st.integers(1, 8), out=st.integers(1, 8), kernel=pairs,
+       stride=pairs, padding=paddings, output_padding=paddings, dilation=pairs, groups=st.sampled_from([1, 2, 4]),
+       bias=st.booleans())
+def test_the_conv_transpose_rule_and_parameter_count_match_pytorch_including_its_output_padding_check(
+        c, h, w, out, kernel, stride, padding, output_padding, dilation, groups, bias):
+    args = dict(out=out, kernel=kernel, stride=stride, padding=padding, output_padding=output_padding,
+                dilation=dilation, groups=groups, bias=bias)
+    built = {}
+
+    def run():
+        built["module"] = torch.nn.ConvTranspose2d(c, out, kernel, stride, padding, output_padding, groups, bias,
+                                                   dilation)
+        return built["module"](torch.empty(1, c, h, w))
+
+    expected = theirs(run, device="cpu")
+    assert ours("conv_transpose", (c, h, w), **args) == expected
+    if expected is not None:
+        counted = OPS["conv_transpose"].count_params({**defaults(OPS["conv_transpose"]), **args}, [(c, h, w)])
+        assert counted == sum(p.numel() for p in built["module"].parameters())
+
+
+def test_output_padding_may_reach_the_stride_when_the_dilation_is_larger_as_pytorch_allows():
+    run = lambda: torch.nn.ConvTranspose2d(2, 2, 3, stride=1, output_padding=1, dilation=2)(torch.empty(1, 2, 4, 4))
+    assert ours("conv_transpose", (2, 4, 4), out=2, kernel=3, output_padding=1, dilation=2) == (2, 9, 9)
+    assert theirs(run, device="cpu") == (2, 9, 9)
+
+
+@RANDOM
+@given(c=st.integers(1, 4), h=st.integers(1, 10), w=st.integers(1, 10), scale=st.one_of(st.none(), pairs),
+       size=st.one_of(st.none(), st.integers(1, 12), st.tuples(st.integers(1, 12), st.integers(1, 12)).map(list)),
+       mode=st.sampled_from(["nearest", "bilinear"]), align_corners=st.booleans())
+def test_the_upsample_rule_matches_pytorch_and_refuses_where_pytorch_does(c, h, w, scale, size, mode, align_corners):
+    # align_corners false is the op's default and means "not set": PyTorch refuses even False with nearest.
+    align = align_corners if align_corners or mode == "bilinear" else None
+    expected = theirs(lambda: torch.nn.Upsample(size=_tuple(size), scale_factor=_tuple(scale), mode=mode,
+                                                align_corners=align)(torch.empty(1, c, h, w)))
+    assert ours("upsample", (c, h, w), scale=scale, size=size, mode=mode, align_corners=align_corners) == expected
+
+
 # ── merges and errors ─────────────────────────────────────────────────────────────────────────────────────────
 
 def shaped_text(tmp_path, text: str):
@@ -212,6 +261,29 @@ def test_params_and_macs_of_a_conv_are_counted_per_group(tmp_path):
     shaped = shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n  - conv: {out: 8, kernel: 3, groups: 2, padding: 1}\n")
     assert shaped.nodes["0"]["params"] == 8 * 2 * 9 + 8
     assert shaped.nodes["0"]["macs"] == 8 * 6 * 6 * 2 * 9
+
+
+def test_params_and_macs_of_a_transposed_conv_count_every_input_pixel_times_the_kernel(tmp_path):
+    shaped = shaped_text(tmp_path, "input: [4, 5, 6]\nbody:\n  - conv_transpose: {out: 6, kernel: 3, stride: 2, "
+                                   "groups: 2}\n  - upsample: {scale: 2, mode: bilinear}\n")
+    assert shaped.nodes["0"]["shape"] == (6, 11, 13)             # (5−1)·2 + (3−1) + 1, (6−1)·2 + (3−1) + 1
+    assert shaped.nodes["0"]["params"] == 4 * 3 * 9 + 6          # weight (in 4, out/groups 3, 3, 3) + bias
+    # 5·6 input pixels × 4 input channels, each multiplied by its group's 3 output channels × 3·3 kernel taps;
+    # a conv's formula (out·H'·W' · in/groups · kh·kw = 6·11·13·2·9 = 15,444) would count the output pixels.
+    assert shaped.nodes["0"]["macs"] == 5 * 6 * 4 * 3 * 9 == 3240
+    assert (shaped.nodes["1"]["shape"], shaped.nodes["1"]["params"], shaped.nodes["1"]["macs"]) == ((6, 22, 26), 0, 0)
+
+
+def test_transposed_conv_macs_are_half_of_torchs_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    args = {**defaults(OPS["conv_transpose"]), "out": 6, "kernel": [3, 2], "stride": 2, "padding": 1,
+            "output_padding": 1, "groups": 2}
+    out_shape = OPS["conv_transpose"].shape(args, [(4, 5, 7)])
+    module = torch.nn.ConvTranspose2d(4, 6, (3, 2), stride=2, padding=1, output_padding=1, groups=2)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(torch.empty(1, 4, 5, 7))
+    assert 2 * OPS["conv_transpose"].macs(args, [(4, 5, 7)], out_shape) == counter.get_total_flops()
 
 
 def test_inference_annotates_a_copy_and_leaves_the_graph_alone():

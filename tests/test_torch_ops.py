@@ -28,6 +28,10 @@ CASES = [
     case("conv", [(3, 12, 12)], out=4, kernel=3, dilation=[2, 1], padding="same"),
     case("conv", [(3, 12, 12)], out=4, kernel=3, padding="valid"),
     case("conv", [(3, 13, 11)], out=5, kernel=[3, 5], stride=[2, 1], padding=[1, 2]),
+    case("conv_transpose", [(4, 5, 6)], out=6, kernel=3, stride=2, groups=2),
+    case("conv_transpose", [(3, 7, 7)], out=4, kernel=[3, 4], stride=[2, 1], padding=[1, 0], output_padding=[1, 0],
+         bias=False),
+    case("conv_transpose", [(2, 5, 5)], out=2, kernel=3, dilation=2, output_padding=1),  # op < dilation, stride 1
     case("linear", [(20,)], out=10),
     case("linear", [(20,)], out=3, bias=False),
     case("batchnorm", [(16,)]),
@@ -64,6 +68,10 @@ CASES = [
     case("adaptive_avgpool", [(4, 7, 9)], out=1),
     case("adaptive_avgpool", [(4, 7, 9)], out=[2, 3]),
     case("global_avgpool", [(8, 5, 5)]),
+    case("upsample", [(3, 4, 5)], scale=2),
+    case("upsample", [(3, 4, 5)], scale=[2, 3], mode="bilinear"),
+    case("upsample", [(3, 4, 5)], size=[7, 9], mode="bilinear", align_corners=True),
+    case("upsample", [(3, 4, 5)], size=6),
     case("flatten", [(3, 4, 4)]),
     case("identity", [(5,)]),
     case("concat", [(3, 4, 4), (5, 4, 4)]),
@@ -138,6 +146,57 @@ def test_source_writes_torch_classes_with_nn_prefix_and_leaves_out_defaults():
     bn = {**defaults(OPS["batchnorm"]), "impl": "formula", "eps": 1e-3}
     assert module_spec("batchnorm", bn, [(6, 4, 4)]).source() == "FormulaBatchNorm(6, 4, eps=0.001)"
     assert module_spec("softmax", {}, [(10,)]).source() == "nn.Softmax(dim=1)"
+
+
+def test_source_of_a_transposed_conv_and_of_upsampling_reads_like_hand_written_pytorch():
+    convt = {**defaults(OPS["conv_transpose"]), "out": 4, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}
+    assert (module_spec("conv_transpose", convt, [(8, 4, 4)]).source()
+            == "nn.ConvTranspose2d(8, 4, kernel_size=3, stride=2, padding=1, output_padding=1)")
+    up = {**defaults(OPS["upsample"]), "scale": 2}
+    assert module_spec("upsample", up, [(3, 4, 4)]).source() == "nn.Upsample(scale_factor=2)"  # no align_corners
+    up.update(scale=None, size=[7, 9], mode="bilinear")
+    assert module_spec("upsample", up, [(3, 4, 4)]).source() == "nn.Upsample(size=(7, 9), mode='bilinear')"
+    up.update(align_corners=True)
+    assert (module_spec("upsample", up, [(3, 4, 4)]).source()
+            == "nn.Upsample(size=(7, 9), mode='bilinear', align_corners=True)")
+
+
+def hand_built(op, *cases):
+    """(input shape, op args, the module a user would write by hand for them) → test params."""
+    return [pytest.param(op, {**defaults(OPS[op]), **kw}, [shape], make, id=f"{op}{kw}") for shape, kw, make in cases]
+
+
+# Transposed convs and upsampling next to the module PyTorch builds from the same arguments.
+BY_HAND = hand_built(
+    "conv_transpose",
+    ((4, 5, 6), dict(out=6, kernel=3, stride=2, groups=2), lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2)),
+    ((3, 7, 7), dict(out=4, kernel=[3, 4], stride=[2, 1], padding=[1, 0], output_padding=[1, 0], bias=False),
+     lambda: nn.ConvTranspose2d(3, 4, (3, 4), stride=(2, 1), padding=(1, 0), output_padding=(1, 0), bias=False)),
+    ((2, 5, 5), dict(out=2, kernel=3, dilation=2, output_padding=1),
+     lambda: nn.ConvTranspose2d(2, 2, 3, output_padding=1, dilation=2)),
+) + hand_built(
+    "upsample",
+    ((3, 4, 5), dict(scale=2), lambda: nn.Upsample(scale_factor=2)),
+    ((3, 4, 5), dict(scale=[2, 3], mode="bilinear"), lambda: nn.Upsample(scale_factor=(2, 3), mode="bilinear")),
+    ((3, 4, 5), dict(size=[7, 9], mode="bilinear", align_corners=True),
+     lambda: nn.Upsample(size=(7, 9), mode="bilinear", align_corners=True)),
+    ((3, 4, 5), dict(size=6), lambda: nn.Upsample(size=6)),
+)
+
+
+def constructor_args(module: nn.Module) -> dict:
+    """The public attributes in which ConvTranspose2d and Upsample keep their constructor arguments."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
+@pytest.mark.parametrize("op,args,shapes,make", BY_HAND)
+def test_the_built_module_is_the_one_pytorch_builds_from_the_same_arguments(op, args, shapes, make):
+    built, reference = module_spec(op, args, shapes).build(), make()
+    assert type(built) is type(reference) and repr(built) == repr(reference)
+    assert constructor_args(built) == constructor_args(reference)
+    built.load_state_dict(reference.state_dict())
+    x = torch.randn(2, *shapes[0], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(built(x), reference(x))
 
 
 def test_source_keeps_a_value_whose_type_differs_from_the_default():

@@ -154,6 +154,13 @@ def test_the_shipped_schema_is_the_one_the_op_table_generates():
         "netspec/schema/netspec.schema.json is stale: run `python -m netspec.schema_gen`"
 
 
+def test_the_op_reference_in_docs_ops_md_is_the_one_the_op_table_generates():
+    from netspec.opdocs import DOC_PATH, updated
+
+    text = DOC_PATH.read_text(encoding="utf-8")
+    assert text == updated(text), "docs/ops.md is stale: run `python -m netspec.opdocs`"
+
+
 def properties_without_description(node, path="#"):
     if isinstance(node, dict):
         for key, sub in node.get("properties", {}).items():
