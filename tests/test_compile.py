@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import netspec
 from netspec.compile import class_name, to_python_source
@@ -295,3 +296,54 @@ def test_a_merge_may_take_the_same_node_twice(tmp_path):
     emitted.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(emitted(x), model(x))
+
+
+# ── the U-Net example against hand-written PyTorch ────────────────────────────────────────────────────────────
+
+def double_conv(inp: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inp, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(),
+                         nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU())
+
+
+class HandWrittenUNet(nn.Module):
+    """specs/examples/unet.yaml as one would write it in PyTorch; modules registered in the spec's order, so the
+    two state_dicts line up tensor by tensor."""
+
+    def __init__(self, in_channels=1, classes=2, width=16, depth=3):
+        super().__init__()
+        self.depth, channels = depth, in_channels
+        for i in range(depth):
+            self.add_module(f"enc{i}", double_conv(channels, width * 2 ** i))
+            channels = width * 2 ** i
+        self.bottom = double_conv(channels, width * 2 ** depth)
+        channels = width * 2 ** depth
+        for i in range(depth):
+            out = width * 2 ** (depth - 1 - i)
+            self.add_module(f"up{i}", nn.ConvTranspose2d(channels, out, 2, stride=2))
+            self.add_module(f"dec{i}", double_conv(2 * out, out))
+            channels = out
+        self.head = nn.Conv2d(channels, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for i in range(self.depth):
+            x = getattr(self, f"enc{i}")(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for i in range(self.depth):
+            x = getattr(self, f"dec{i}")(torch.cat([getattr(self, f"up{i}")(x), skips[-1 - i]], 1))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("depth", [3, 2])
+def test_the_unet_example_is_the_hand_written_unet(depth):
+    ours = netspec.load(SPECS / "examples" / "unet.yaml", depth=depth).eval()
+    theirs = HandWrittenUNet(depth=depth).eval()
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert [v.shape for v in mine.values()] == [v.shape for v in reference.values()]
+    assert [k.rsplit(".", 1)[-1] for k in mine] == [k.rsplit(".", 1)[-1] for k in reference]
+    ours.load_state_dict(dict(zip(mine, reference.values())))
+    x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
