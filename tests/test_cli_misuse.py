@@ -177,3 +177,15 @@ def test_train_and_eval_without_what_they_need_are_one_line_and_exit_2(capsys, a
 def test_a_negative_summary_depth_is_a_one_line_usage_error(capsys):
     code, _, err = cli(capsys, "summary", "lenet", "--depth", "-1")
     assert_usage_error(code, err, "netspec: error: --depth must be 0 or more")
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("examples/unet", "must output [classes], but this one outputs [2, 64, 64]"),
+    ("lenet", "has 10 classes but the network outputs [3]"),
+])
+def test_training_a_network_whose_output_does_not_fit_the_labels_is_one_located_line(capsys, tmp_path, spec, words):
+    extra = ["--set", "num_classes=3"] if spec == "lenet" else []
+    code, _, err = cli(capsys, "train", spec, "--data", "synthetic", "--subset", "32", "--epochs", "1",
+                       "--out", str(tmp_path), *extra)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

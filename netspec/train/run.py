@@ -107,7 +107,10 @@ def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tupl
     if channels != shape[0]:
         raise RecipeError(f"{data.name} images have {channels} channel(s) but the network takes {shape[0]}; "
                           f"change the spec's input channels (e.g. `--set in_channels={channels}`)")
-    if len(output) != 1 or output[0] < len(data.classes):
+    if len(output) != 1:
+        raise RecipeError(f"train fits image classifiers: the network must output [classes], but this one outputs "
+                          f"{list(output)} (one value per pixel, or per position, has no label in {data.name})")
+    if output[0] < len(data.classes):
         raise RecipeError(f"{data.name} has {len(data.classes)} classes but the network outputs {list(output)}; "
                           f"e.g. `--set num_classes={len(data.classes)}`")
     return data
