@@ -157,16 +157,18 @@ class _Builder:
         self.name, self.text = name, text
         self.constructor = yaml.constructor.SafeConstructor()
 
-    def build(self, node, pointer: str = ""):
-        mark = _mark(self.name, node.start_mark, pointer)
+    def build(self, node, pointer: str = "", mark: Mark | None = None):
+        """`mark`: the node's own, when the caller has built it already (a list item's, a value's)."""
+        mark = mark or _mark(self.name, node.start_mark, pointer)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, mark)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, SEQ_TAG, mark)
             out = MList(mark)
             for index, item in enumerate(node.value):
-                out.item_marks.append(_mark(self.name, item.start_mark, _pointer(pointer, index)))
-                out.append(self.build(item, _pointer(pointer, index)))
+                item_pointer = _pointer(pointer, index)
+                out.item_marks.append(item_mark := _mark(self.name, item.start_mark, item_pointer))
+                out.append(self.build(item, item_pointer, item_mark))
             return out
         self._check_tag(node, MAP_TAG, mark)
         return self._mapping(node, mark, pointer)
@@ -187,8 +189,8 @@ class _Builder:
                 raise SpecErrors([SpecError(f"duplicate key `{key}`", kmark, hint="remove or rename one of them",
                                             notes=(Note("first given at", out.key_marks[key]),))])
             out.key_marks[key] = kmark
-            out.value_marks[key] = _mark(self.name, value_node.start_mark, kmark.pointer)
-            out[key] = self.build(value_node, kmark.pointer)
+            out.value_marks[key] = value_mark = _mark(self.name, value_node.start_mark, kmark.pointer)
+            out[key] = self.build(value_node, kmark.pointer, value_mark)
         return out
 
     def _check_tag(self, node, expected: str, mark: Mark) -> None:
