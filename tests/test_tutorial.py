@@ -144,3 +144,9 @@ def test_one_sgd_step_on_random_data_lowers_the_loss_and_changes_every_parameter
     assert torch.isfinite(loss) and torch.isfinite(after)
     assert [name for name, p in model.named_parameters() if torch.equal(p, before[name])] == []
     assert after < loss
+
+
+def test_the_tutorials_unet_excerpt_is_the_example_spec_verbatim():
+    text = (DOCS / "tutorial.md").read_text(encoding="utf-8")
+    excerpt = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if "enc${depth - 1 - i}" in b)
+    assert excerpt in (DOCS.parent / "specs" / "examples" / "unet.yaml").read_text(encoding="utf-8")
