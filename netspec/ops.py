@@ -155,10 +155,10 @@ def _conv_macs(args: Args, ins: list[Shape], out: Shape) -> int:
     return math.prod(out) * (ins[0][0] // args["groups"]) * kh * kw
 
 
-def _conv_label(args: Args) -> str:
-    text = f"conv {_fmt_kernel(args['kernel'])}"
+def _conv_label(args: Args, op: str = "conv", stride_sign: str = "/") -> str:
+    text = f"{op} {_fmt_kernel(args['kernel'])}"
     if pair(args["stride"]) != (1, 1):
-        text += f" /{_fmt_pair(args['stride'])}"
+        text += f" {stride_sign}{_fmt_pair(args['stride'])}"
     if args["groups"] != 1:
         text += f" g{args['groups']}"
     if pair(args["dilation"]) != (1, 1):
@@ -206,14 +206,7 @@ def _conv_transpose_macs(args: Args, ins: list[Shape], out: Shape) -> int:
 
 
 def _conv_transpose_label(args: Args) -> str:
-    text = f"conv_transpose {_fmt_kernel(args['kernel'])}"
-    if pair(args["stride"]) != (1, 1):
-        text += f" ×{_fmt_pair(args['stride'])}"  # a transposed conv's stride enlarges: ×2, where conv reads /2
-    if args["groups"] != 1:
-        text += f" g{args['groups']}"
-    if pair(args["dilation"]) != (1, 1):
-        text += f" d{_fmt_pair(args['dilation'])}"
-    return text + f" → {args['out']}"
+    return _conv_label(args, "conv_transpose", "×")  # a transposed conv's stride enlarges: ×2, where conv reads /2
 
 
 def _upsample_shape(args: Args, ins: list[Shape]) -> Shape:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -176,14 +176,24 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
     spec_files = rundir.read_spec_files(spec, options.params)
     recipe = resolve(load_spec(spec, options.params).train, flags)
     options = replace(options, log_every=options.log_every or DEFAULT_LOG_EVERY)
-    together = False
-    try:
+
+    def body() -> Result:
         prepared = prepare(spec, spec_files, recipe, options, info)
         run_dir = None
         if info.is_main:
             run_dir = rundir.create(Path(options.out), prepared.shaped.graph["name"])
             write_start(run_dir, prepared)
-        result = execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+        return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+
+    return in_process_group(info, body)
+
+
+def in_process_group(info: Dist, body: Callable[[], Result]) -> Result:
+    """Runs `body`, then leaves the process group (if any): together with the other ranks when they all got
+    there the same way (see distributed.shutdown)."""
+    together = False
+    try:
+        result = body()
         together = True
         return result
     except AGREED_STOPS:
@@ -191,7 +201,6 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
         raise
     finally:
         distributed.shutdown(info, together)
-
 
 
 RESUME_NEEDS = ("model", "optimizer", "state", "rng", "recipe", "spec", "options")  # what save_last writes
@@ -207,8 +216,8 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
     options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
                       log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
     spec_files = SpecFiles.from_json(saved["spec"])
-    together = False
-    try:
+
+    def body() -> Result:
         with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
             prepared = prepare(str(spec_files.write(Path(folder))), spec_files, recipe, options, info)
         restore(prepared.setup, saved)
@@ -217,14 +226,9 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             rundir.truncate_metrics(Path(run_dir) / "metrics.jsonl", state.global_step)
         gen = torch.Generator(device=prepared.setup.device)
         gen.set_state(saved["rng"]["aug"])
-        result = execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
-        together = True
-        return result
-    except AGREED_STOPS:
-        together = True
-        raise
-    finally:
-        distributed.shutdown(info, together)
+        return execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
+
+    return in_process_group(info, body)
 
 
 def restore(setup: loop.Setup, saved: Mapping) -> None:
