@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import SpecErrors
-from .source import MDict, builtin_root, read_document
+from .imports import builtin_root
+from .source import MDict, read_document
 from .types import show
 from .validate import _template_params
 

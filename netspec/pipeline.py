@@ -10,12 +10,12 @@ from typing import Mapping
 
 import networkx as nx
 
-from . import expand, shapes, source, validate
+from . import expand, imports, shapes, validate
 
 
 def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) -> validate.Spec:
     """A spec file or built-in name → a validated Spec (raises SpecErrors)."""
-    documents = source.load_all(source.resolve_spec(str(ref)))
+    documents = imports.load_all(imports.resolve_spec(str(ref)))
     return validate.validate(documents, overrides)
 
 

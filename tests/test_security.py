@@ -17,7 +17,7 @@ import pytest
 
 from netspec.errors import SpecErrors
 from netspec.pipeline import shaped_graph
-from netspec.source import load_all
+from netspec.imports import load_all
 
 from conftest import REPO, run_cli
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from netspec.errors import Mark, SpecErrors
-from netspec.source import (MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, MDict, MList, key_mark, load_all, mark_of,
-                            parse_text, read_document, resolve_spec)
+from netspec.imports import load_all, resolve_spec
+from netspec.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, MDict, MList, key_mark, mark_of, parse_text, read_document
 
 from conftest import REPO, SPECS
 
