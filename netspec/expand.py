@@ -233,9 +233,18 @@ class _Expander:
             refs, holder, key = item[kind]["from"], item[kind], "from"
         if refs is None:
             return [inp]
-        if not isinstance(refs, list):
-            return [self.lookup(refs, ctx, mark_of(holder, key))]
-        return [self.lookup(ref, ctx, mark_of(refs, i, mark_of(holder, key))) for i, ref in enumerate(refs)]
+        entries = refs if isinstance(refs, list) else [refs]
+        marks = [mark_of(refs, i, mark_of(holder, key)) for i in range(len(refs))] if isinstance(refs, list) \
+            else [mark_of(holder, key)]
+        var = item.get("as") if "repeat" in item else None
+        for ref, mark in zip(entries, marks):
+            if var is not None and is_expression(ref) and var in self.names_in(ref, ctx, mark):
+                # The repeat's inputs are read once, before its first iteration, where `i` has no value yet.
+                self.fail(f"`from: {ref}` uses the loop variable `{var}`, but a repeat's `from:` is its input, "
+                          "read once before the loop", mark, ctx,
+                          hint="put the `from:` on an item inside the repeated `seq:` (with `inline: true` if "
+                               "later items must name the loop's items)")
+        return [self.lookup(ref, ctx, mark) for ref, mark in zip(entries, marks)]
 
     def lookup(self, ref, ctx: _Ctx, mark: Mark) -> str:
         if is_expression(ref):  # `from: "enc${depth - 1 - i}"`: a name computed from params and loop variables

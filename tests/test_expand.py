@@ -287,3 +287,12 @@ def test_nested_repeats_are_bounded_by_the_total_node_count(tmp_path):
 def test_a_recursive_template_is_refused(tmp_path):
     with pytest.raises(SpecErrors, match="calls itself"):
         graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  a: {seq: [relu, b]}\n  b: {seq: [a]}\nbody: [a]\n")
+
+
+def test_a_repeats_own_from_cannot_use_its_loop_variable_and_says_where_it_can(tmp_path):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, HEAD + "input: [3, 8, 8]\nbody:\n  - {repeat: 2, as: i, name: \"e${i}\", conv: {out: 4, "
+                 "kernel: 1}}\n  - {repeat: 2, as: i, name: \"d${i}\", concat: {from: [e1, \"e${i}\"]}}\n")
+    error = caught.value.errors[0]
+    assert error.message.startswith("`from: e${i}` uses the loop variable `i`") and error.mark.line == 6
+    assert "inside the repeated `seq:`" in error.hint
