@@ -168,7 +168,7 @@ class _Expander:
             if not cond:
                 if len(sources) > 1:
                     self.fail("a skipped item with several `from:` inputs has no single output", mark, ctx)
-                return self.register(frame, raw_name, number, sources[0], ctx, mark)
+                return self.register(frame, self.given_name(raw_name, number, ctx, mark), sources[0])
         value = item[kind] if isinstance(item, MDict) else None
         if _inline(item):
             return self.inline(item, value, ctx, sources)
@@ -176,10 +176,10 @@ class _Expander:
             out = self.repeat(item, number, kind, value, ctx, sources, path)
             if self.per_iteration(item, ctx, mark):
                 return out  # each iteration registered its own name
-        else:
-            own = path if path is not None else ctx.path + (self.name(raw_name, number, ctx, mark),)
-            out = self.kind(kind, value, item, mark, ctx, own, sources)
-        return self.register(frame, raw_name, number, out, ctx, mark)
+            return self.register(frame, self.given_name(raw_name, number, ctx, mark), out)
+        label = self.name(raw_name, number, ctx, mark)
+        out = self.kind(kind, value, item, mark, ctx, path if path is not None else ctx.path + (label,), sources)
+        return self.register(frame, label if raw_name is not None else None, out)
 
     def step(self, mark: Mark, ctx: _Ctx) -> None:
         """Counts expansion work.  Nested repeats, or templates that call others twice, can ask for billions of
@@ -192,12 +192,16 @@ class _Expander:
             except _Failed:
                 raise _TooBig from None
 
-    def register(self, frame: _Frame, raw_name, number: int, out: str, ctx: _Ctx, mark: Mark) -> str:
+    def register(self, frame: _Frame, name: str | None, out: str) -> str:
         """Makes a named item's output reachable by `from:` further down its seq, under its name as evaluated
         (`name: "enc${i}"` registers `enc0`, `enc1`, …)."""
-        if isinstance(raw_name, (str, int)) and not isinstance(raw_name, bool):
-            frame.names[self.name(raw_name, number, ctx, mark) if is_expression(raw_name) else str(raw_name)] = out
+        if name is not None:
+            frame.names[name] = out
         return out
+
+    def given_name(self, raw, number: int, ctx: _Ctx, mark: Mark) -> str | None:
+        """The item's `name:` as evaluated, or None when it has none."""
+        return None if raw is None else self.name(raw, number, ctx, mark)
 
     def per_iteration(self, item: MDict, ctx: _Ctx, mark: Mark) -> bool:
         """Whether a `repeat` names each iteration by its `name` expression (which uses the index variable)."""

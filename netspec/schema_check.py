@@ -15,10 +15,7 @@ catalogue and generated documents.
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Mapping
 
 Check = Callable[[object], bool]
@@ -31,11 +28,10 @@ class Unsupported(Exception):
     """The schema uses a keyword this checker does not implement."""
 
 
-@lru_cache(maxsize=4)
-def checker_for(path: Path) -> Check | None:
-    """The compiled check of the schema file at `path`, or None when it uses a keyword not implemented here."""
+def checker(schema: Mapping) -> Check | None:
+    """The compiled check of `schema`, or None when it uses a keyword not implemented here."""
     try:
-        return compile_schema(json.loads(Path(path).read_text(encoding="utf-8")))
+        return compile_schema(schema)
     except Unsupported:
         return None
 

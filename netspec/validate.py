@@ -14,7 +14,7 @@ from typing import Iterator, Mapping
 
 from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from .ops import OPS
-from .schema_check import checker_for
+from .schema_check import checker
 from .schema_gen import COMPOSITES, MODIFIERS, NAME_PATTERN, SCHEMA_PATH
 from .source import Document, MDict, MList, key_mark, mark_of
 from .expr import is_expression
@@ -61,6 +61,12 @@ class Spec:
 @lru_cache(maxsize=1)
 def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def fast_check():
+    """The yes/no check compiled from the shipped schema (None if it cannot be: jsonschema then does it all)."""
+    return checker(_schema())
 
 
 @lru_cache(maxsize=1)
@@ -128,7 +134,7 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
         yield SpecError(f"unknown netspec format version {version!r}", mark_of(doc.data, "netspec"), "/netspec",
                         expected="1", found=repr(version), hint="this netspec reads `netspec: 1`")
         return
-    check = checker_for(SCHEMA_PATH)
+    check = fast_check()
     if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_check.py)
         return
     seen: set[tuple] = set()
