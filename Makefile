@@ -58,7 +58,7 @@ distclean: clean
 # Regenerates docs/gallery/: a diagram of every spec (tests/test_draw.py fails when it is stale).
 .PHONY: gallery
 gallery: setup
-	$(BIN)/python -m netspec.gallery
+	$(BIN)/python -m netspec.generators.gallery
 
 # Side-by-side benchmarks → bench/results.json and the "Benchmarks (bench/)" section of docs/benchmarks.md
 # (< 10 minutes on a 2-core CPU). `make bench BENCH_ARGS=--quick` is a smoke run.

@@ -86,7 +86,7 @@ FAMILIES = {"resnet": resnet_text, "densenet": densenet_text}
 
 def time_phases(path: Path) -> dict:
     """Seconds for the front end (to the shaped graph) and for compile, and the graph's size."""
-    from netspec.compile import to_graph_module
+    from netspec.backends.fx import to_graph_module
     from netspec.pipeline import shaped_graph
 
     gc.collect()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import Mark, SpecError, SpecErrors
-from .pipeline import load_spec, shaped_graph
+from netspec.errors import Mark, SpecError, SpecErrors
+from netspec.pipeline import load_spec, shaped_graph
 
 __all__ = ["load", "load_spec", "shaped_graph", "validate", "summary", "draw", "emit_python", "load_weights", "Mark",
            "SpecError", "SpecErrors"]
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 def load(spec: str | Path, **params):
     """Builds the network a spec describes as a `torch.fx.GraphModule`; `params` override the spec's params."""
-    from .pipeline import compile_module
+    from netspec.pipeline import compile_module
 
     return compile_module(spec, params)
 
@@ -32,8 +32,8 @@ def validate(spec: str | Path, **params) -> None:
 
 
 def summary(spec: str | Path, depth: int | None = None, **params):
-    """Per-node rows, block subtotals and totals (see netspec.tables.Summary).  No torch."""
-    from .tables import summarize
+    """Per-node rows, block subtotals and totals (see netspec.backends.summary.Summary).  No torch."""
+    from netspec.backends.summary import summarize
 
     return summarize(shaped_graph(spec, params), depth)
 
@@ -43,23 +43,23 @@ def draw(spec: str | Path, depth: int | None = None, fold: bool = True, rankdir:
     """The network as a `graphviz.Digraph` (`.source` is the DOT; `.render()`/`.pipe()` make images with
     Graphviz's `dot`).  `depth`: draw blocks nested deeper than this as one box each; `fold`: draw consecutive
     identical blocks once, marked ×N; `rankdir`: TB or LR.  No torch."""
-    from .draw_dot import draw_graph
+    from netspec.backends.draw.dot import draw_graph
 
     return draw_graph(shaped_graph(spec, params), depth=depth, fold=fold, rankdir=rankdir, legend=legend)
 
 
 def emit_python(spec: str | Path, **params) -> str:
     """Standalone PyTorch source (imports only torch) with the same state_dict keys as `load`."""
-    from .compile import to_python_source
+    from netspec.backends.fx import to_python_source
 
     return to_python_source(shaped_graph(spec, params))
 
 
 def load_weights(model, state_dict, rename=None, skip=()):
     """Loads a state_dict (or a file saved with torch.save) into a compiled model strictly: every tensor used
-    once, same shapes; raises netspec.weights.WeightsError listing every problem.  The specs in imagenet/ have
+    once, same shapes; raises netspec.backends.weights.WeightsError listing every problem.  The specs in imagenet/ have
     torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map; `rename`
     ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other sources."""
-    from .weights import load_weights as load
+    from netspec.backends.weights import load_weights as load
 
     return load(model, state_dict, rename, skip)

@@ -10,7 +10,13 @@ from typing import Mapping
 
 import networkx as nx
 
-from . import expand, imports, shapes, validate
+from netspec.passes import expand
+
+from netspec.frontend import imports
+
+from netspec.passes import shapes
+
+from netspec.frontend import validate
 
 
 def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) -> validate.Spec:
@@ -37,6 +43,6 @@ def changes_params(spec: validate.Spec, overrides: Mapping[str, object] | None) 
 
 def compile_module(ref: str | Path, overrides: Mapping[str, object] | None = None):
     """The spec as a torch.fx GraphModule (imports torch)."""
-    from .compile import to_graph_module
+    from netspec.backends.fx import to_graph_module
 
     return to_graph_module(shaped_graph(ref, overrides))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from netspec.graph import OUTPUT, inputs_of, op_nodes
+from netspec.ir import OUTPUT, inputs_of, op_nodes
 
 
 def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str, tuple]:

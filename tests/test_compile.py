@@ -1,4 +1,4 @@
-"""Compilation (netspec.compile): the GraphModule's names, its fitness for PyTorch's tools, and the standalone
+"""Compilation (netspec.backends.fx): the GraphModule's names, its fitness for PyTorch's tools, and the standalone
 Python file that reproduces it with nothing but torch."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import netspec
-from netspec.compile import class_name, to_python_source
-from netspec.graph import op_nodes
+from netspec.backends.fx import class_name, to_python_source
+from netspec.ir import op_nodes
 
 from conftest import SPECS, all_specs, run_cli, spec_params
 

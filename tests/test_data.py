@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from netspec.train import data, sources
-from netspec.train.sources import DataError, RemoteFile, Source
+from netspec.train import data, datasets as sources
+from netspec.train.datasets import DataError, RemoteFile, Source
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

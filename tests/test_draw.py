@@ -17,13 +17,15 @@ import pytest
 
 import netspec
 from conftest import all_specs, spec_params
-from netspec import cli, draw_cli, draw_dot
-from netspec.draw_scopes import scope_tree
-from netspec.draw_view import build_view, show_shape
-from netspec.gallery import gallery_files, gallery_specs
-from netspec.graph import INPUT, OUTPUT, op_nodes
+from netspec import cli
+from netspec.backends.draw import dot as draw_dot
+from netspec.cli import draw as draw_cli
+from netspec.backends.draw.folding import scope_tree
+from netspec.backends.draw.view import build_view, show_shape
+from netspec.generators.gallery import gallery_files, gallery_specs
+from netspec.ir import INPUT, OUTPUT, op_nodes
 from netspec.ops import OPS
-from netspec.tables import summarize
+from netspec.backends.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"

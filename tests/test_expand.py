@@ -1,4 +1,4 @@
-"""Expansion (netspec.expand): stable dotted names, templates, repeat, when, from, params and `in.*`."""
+"""Expansion (netspec.passes.expand): stable dotted names, templates, repeat, when, from, params and `in.*`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from netspec.errors import SpecErrors
-from netspec.expand import expand
-from netspec.graph import INPUT, OUTPUT, inputs_of, lint, op_nodes
+from netspec.passes.expand import expand
+from netspec.ir import INPUT, OUTPUT, inputs_of, lint, op_nodes
 from netspec.pipeline import load_spec, shaped_graph
 
 from conftest import SPECS, run_cli

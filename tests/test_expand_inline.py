@@ -10,7 +10,7 @@ import torch
 
 import netspec
 from netspec.errors import SpecErrors
-from netspec.graph import op_nodes
+from netspec.ir import op_nodes
 
 
 def write(tmp_path, body: str, params: str = "{}") -> str:

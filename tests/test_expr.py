@@ -1,4 +1,4 @@
-"""The `$` expression language (netspec.expr): values, interpolation, `in`, the whitelist and the bounds."""
+"""The `$` expression language (netspec.passes.expr): values, interpolation, `in`, the whitelist and the bounds."""
 
 import time
 import warnings
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec.expr import MAX_EXPR_LENGTH, ExprError, InputShape, evaluate, is_expression, names_used
+from netspec.passes.expr import MAX_EXPR_LENGTH, ExprError, InputShape, evaluate, is_expression, names_used
 
 ENV = {"num_classes": 10, "c2": [16, 32], "i": 2, "width": 64, "ratio": 0.5, "name": "conv", "flag": True,
        "nothing": None, "pair": (3, 5)}

@@ -19,7 +19,7 @@ import torch
 from netspec.cli import main
 from netspec.train import checkpoint, run
 from netspec.train.recipe import RunOptions
-from netspec.weights import WeightsFileError, read_weights_file
+from netspec.backends.weights import WeightsFileError, read_weights_file
 
 from conftest import REPO
 

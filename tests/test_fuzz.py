@@ -369,11 +369,11 @@ def test_the_harness_itself_tells_success_from_a_spec_error(folder):
 
 
 def test_a_crash_outside_spec_errors_would_fail_the_property(folder, monkeypatch):
-    import netspec.shapes
+    import netspec.passes.shapes
 
     def broken(graph):
         raise KeyError("bug")
 
-    monkeypatch.setattr(netspec.shapes, "infer", broken)
+    monkeypatch.setattr(netspec.passes.shapes, "infer", broken)
     with pytest.raises(KeyError):
         check(folder, (SPECS / "lenet.yaml").read_text(encoding="utf-8"))

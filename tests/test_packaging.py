@@ -44,7 +44,7 @@ def test_the_wheel_ships_the_json_schema_and_the_console_script(wheel):
 
 def test_an_unpacked_wheel_finds_its_builtin_specs_without_a_checkout(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import netspec.imports as s; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import netspec.frontend.imports as s; "
             "print(s.builtin_root()); print(len(s.builtin_names()))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)

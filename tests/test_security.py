@@ -17,7 +17,7 @@ import pytest
 
 from netspec.errors import SpecErrors
 from netspec.pipeline import shaped_graph
-from netspec.imports import load_all
+from netspec.frontend.imports import load_all
 
 from conftest import REPO, run_cli
 
@@ -286,7 +286,7 @@ def test_init_from_refuses_malicious_weights_and_starts_no_run(tmp_path, sentine
 
 def test_load_weights_refuses_a_malicious_file_with_a_clear_error(tmp_path, sentinel):
     import netspec
-    from netspec.weights import WeightsFileError
+    from netspec.backends.weights import WeightsFileError
 
     model = netspec.load("lenet")
     evil = malicious_checkpoint(tmp_path / "state.pt", sentinel, model.state_dict())

@@ -1,4 +1,4 @@
-"""Shape inference (netspec.shapes, with the op table's rules) against PyTorch as the oracle.
+"""Shape inference (netspec.passes.shapes, with the op table's rules) against PyTorch as the oracle.
 
 For every spec: a forward pass on the meta device, walked node by node with torch.fx.Interpreter, gives the
 inferred shape at every node, and the parameters PyTorch allocates number exactly the inferred count.
@@ -17,10 +17,10 @@ from torch import fx
 
 import netspec
 from netspec.errors import SpecErrors
-from netspec.graph import INPUT, OUTPUT, inputs_of, op_nodes
+from netspec.ir import INPUT, OUTPUT, inputs_of, op_nodes
 from netspec.ops import OPS, ShapeError, defaults
-from netspec.shapes import infer
-from netspec.torch_ops import merge_call
+from netspec.passes.shapes import infer
+from netspec.ops.torch_ops import merge_call
 
 from conftest import SPECS, spec_params
 
@@ -287,7 +287,7 @@ def test_transposed_conv_macs_are_half_of_torchs_flop_counter():
 
 
 def test_inference_annotates_a_copy_and_leaves_the_graph_alone():
-    from netspec.expand import expand
+    from netspec.passes.expand import expand
     from netspec.pipeline import load_spec
 
     graph = expand(load_spec(SPECS / "lenet.yaml"))

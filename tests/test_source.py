@@ -1,4 +1,4 @@
-"""Loading YAML (netspec.source): marks on every key and value, refused constructs, bounds, imports."""
+"""Loading YAML (netspec.frontend.yaml_source): marks on every key and value, refused constructs, bounds, imports."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from netspec.errors import Mark, SpecErrors
-from netspec.imports import load_all, resolve_spec
-from netspec.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, MDict, MList, key_mark, mark_of, parse_text, read_document
+from netspec.frontend.imports import load_all, resolve_spec
+from netspec.frontend.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, MDict, MList, key_mark, mark_of, parse_text, read_document
 
 from conftest import REPO, SPECS
 

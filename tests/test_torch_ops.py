@@ -1,4 +1,4 @@
-"""The torch side of the op table (netspec.torch_ops) and the course's BatchNorm (netspec.formula_bn)."""
+"""The torch side of the op table (netspec.ops.torch_ops) and the course's BatchNorm (netspec.ops.formula_bn)."""
 
 import math
 import operator
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from netspec.formula_bn import FormulaBatchNorm
+from netspec.ops.formula_bn import FormulaBatchNorm
 from netspec.ops import OPS, defaults
-from netspec.torch_ops import (FUNCTIONS, ModuleSpec, emit_merge, extra_sources, merge_call, module_spec)
+from netspec.ops.torch_ops import (FUNCTIONS, ModuleSpec, emit_merge, extra_sources, merge_call, module_spec)
 
 
 def case(op, shapes, **overrides):

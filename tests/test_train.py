@@ -18,7 +18,8 @@ import torch
 
 import netspec
 from netspec.cli import main
-from netspec.train import checkpoint, cli as train_cli, data, loop, recipe, run, sources
+from netspec.cli import train as train_cli
+from netspec.train import checkpoint, data, datasets as sources, loop, recipe, run
 from netspec.train.recipe import Recipe, RecipeError, RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def test_an_unusable_recipe_value_is_a_recipe_error_naming_the_choices():
 
 def test_the_cli_choices_are_the_recipes_own():
     assert train_cli.OPTIMIZERS == recipe.OPTIMIZERS and train_cli.SCHEDULES == recipe.SCHEDULES
-    from netspec.schema_gen import TRAIN_KEYS
+    from netspec.frontend.grammar import TRAIN_KEYS
 
     assert set(TRAIN_KEYS) <= {f for f in Recipe.__dataclass_fields__}
 

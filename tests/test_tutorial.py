@@ -12,7 +12,7 @@ from torch import nn
 
 import netspec
 from netspec.cli import main as cli_main
-from netspec.graph import inputs_of, op_nodes
+from netspec.ir import inputs_of, op_nodes
 from oracle import meta_model, one_torch_thread, shape_mismatches  # noqa: F401 (an autouse fixture)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

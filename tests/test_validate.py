@@ -1,4 +1,4 @@
-"""Validation (netspec.validate and the JSON Schema): strict on unknown keys with suggestions, every error located
+"""Validation (netspec.frontend.validate and the JSON Schema): strict on unknown keys with suggestions, every error located
 and reported at once, and the shipped schema in step with the op table."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors
 from netspec.pipeline import load_spec
-from netspec.schema_check import Unsupported, checker, compile_schema
-from netspec.schema_gen import SCHEMA_PATH, build_schema, render_schema
-from netspec.source import Document, parse_text, read_document
-from netspec.validate import fast_check, validate
+from netspec.frontend.schema_fast import Unsupported, checker, compile_schema
+from netspec.frontend.grammar import SCHEMA_PATH
+from netspec.generators.schema import build_schema, render_schema
+from netspec.frontend.yaml_source import Document, parse_text, read_document
+from netspec.frontend.validate import fast_check, validate
 
 from conftest import REPO, SPECS, all_specs, run_cli, spec_params
 from test_fuzz import LIBRARY_DATA, ORIGINALS, mutated_data
@@ -151,14 +152,14 @@ def test_a_template_default_may_be_an_expression_but_a_plain_default_must_fit_it
 
 def test_the_shipped_schema_is_the_one_the_op_table_generates():
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), \
-        "netspec/schema/netspec.schema.json is stale: run `python -m netspec.schema_gen`"
+        "netspec/schema/netspec.schema.json is stale: run `python -m netspec.generators.schema`"
 
 
 def test_the_op_reference_in_docs_ops_md_is_the_one_the_op_table_generates():
-    from netspec.opdocs import DOC_PATH, updated
+    from netspec.generators.opdocs import DOC_PATH, updated
 
     text = DOC_PATH.read_text(encoding="utf-8")
-    assert text == updated(text), "docs/ops.md is stale: run `python -m netspec.opdocs`"
+    assert text == updated(text), "docs/ops.md is stale: run `python -m netspec.generators.opdocs`"
 
 
 def properties_without_description(node, path="#"):
@@ -231,7 +232,7 @@ def test_a_bare_seq_is_refused():
 # ── the fast schema check (netspec/schema_check.py) ───────────────────────────────────────────────────────────
 
 def jsonschema_accepts(data) -> bool:
-    from netspec.validate import _validator
+    from netspec.frontend.validate import _validator
 
     return _validator().is_valid(data)
 

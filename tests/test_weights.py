@@ -7,7 +7,7 @@ import torch
 
 import netspec
 from conftest import run_python
-from netspec.weights import SHOWN, WeightsError, plan, rename_key
+from netspec.backends.weights import SHOWN, WeightsError, plan, rename_key
 
 
 def lenet():
@@ -101,5 +101,5 @@ def test_a_file_saved_with_torch_save_loads_by_path(tmp_path):
 
 
 def test_importing_the_weights_module_does_not_import_torch():
-    done = run_python("import sys, netspec.weights; print('torch' in sys.modules)")
+    done = run_python("import sys, netspec.backends.weights; print('torch' in sys.modules)")
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

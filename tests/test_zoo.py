@@ -11,9 +11,9 @@ import torch
 
 import netspec
 from netspec.cli import main as cli_main
-from netspec.graph import inputs_of, op_nodes
-from netspec.shapes import format_count
-from netspec.source import MDict, read_document
+from netspec.ir import inputs_of, op_nodes
+from netspec.passes.shapes import format_count
+from netspec.frontend.yaml_source import MDict, read_document
 from oracle import meta_model, one_torch_thread, shape_mismatches  # noqa: F401 (an autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1] / "specs"
@@ -164,7 +164,7 @@ def test_expect_holds_only_for_the_spec_as_written_so_overrides_may_change_the_n
 
 
 def test_bn_lenet_with_formula_batchnorm_has_the_same_parameters_and_trains():
-    from netspec.formula_bn import FormulaBatchNorm
+    from netspec.ops.formula_bn import FormulaBatchNorm
 
     torch.manual_seed(0)
     model = netspec.load("bn_lenet", bn_impl="formula")

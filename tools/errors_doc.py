@@ -154,7 +154,7 @@ Checkpoints (`netspec eval`, `netspec export`, `train --resume`, `train --init-f
 (`netspec.load_weights(model, path)`) are read with `torch.load(..., weights_only=True)` after the archive's CRC-32
 checksums are verified (torch.load alone does not verify them). A file that cannot be used stops the command with
 **one line and exit 1** (a runtime failure: the command line was right, the file is not), and nothing is written;
-the library raises `netspec.weights.WeightsFileError` (a ValueError) with the same text.
+the library raises `netspec.backends.weights.WeightsFileError` (a ValueError) with the same text.
 
 | file | message (after `netspec: error: PATH: `) |
 |---|---|

@@ -67,7 +67,7 @@ def save(path: Path, checkpoint: Mapping[str, object]) -> Path:
 
 
 def load(path: Path, needs: tuple[str, ...] = ("model",)) -> dict:
-    """A netspec checkpoint, read on the CPU without running code (see netspec.weights.read_weights_file); one
+    """A netspec checkpoint, read on the CPU without running code (see netspec.backends.weights.read_weights_file); one
     CheckpointError line for a missing, damaged, refused or foreign file, or one that lacks a key in `needs`."""
     data = _read(Path(path))
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -82,7 +82,7 @@ def load(path: Path, needs: tuple[str, ...] = ("model",)) -> dict:
 
 
 def _read(path: Path) -> object:
-    from ..weights import WeightsFileError, read_weights_file
+    from netspec.backends.weights import WeightsFileError, read_weights_file
 
     try:
         return read_weights_file(path)

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .sources import CIFAR10, SOURCES, DataError, locate
+from netspec.train.datasets import CIFAR10, SOURCES, DataError, locate
 
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                    "ankle boot")
@@ -119,7 +119,7 @@ def read_cifar10(data_dir: str | None, download: bool, opener: Callable | None =
 
 def _cifar_folder(data_dir: str | None) -> Path | None:
     """An already extracted `cifar-10-batches-bin/` in the searched folders, if any."""
-    from .sources import candidate_dirs
+    from netspec.train.datasets import candidate_dirs
 
     for _, folder in candidate_dirs(CIFAR10, data_dir):
         for candidate in ((folder / "cifar-10-batches-bin", folder) if folder else ()):

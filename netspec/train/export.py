@@ -14,11 +14,13 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from . import checkpoint, distributed
-from .data import load_dataset
-from .loop import evaluate_on
-from .recipe import from_json
-from .rundir import SpecFiles
+from netspec.train import checkpoint
+
+from netspec.train import distributed
+from netspec.train.data import load_dataset
+from netspec.train.loop import evaluate_on
+from netspec.train.recipe import from_json
+from netspec.train.rundir import SpecFiles
 
 FORMATS = (".safetensors", ".onnx", ".py", ".pt")
 
@@ -47,8 +49,8 @@ def checkpoint_of(ref: str | Path) -> Path:
 
 
 def load_run(ref: str | Path) -> Loaded:
-    from ..compile import to_graph_module
-    from ..pipeline import shaped_graph
+    from netspec.backends.fx import to_graph_module
+    from netspec.pipeline import shaped_graph
 
     path = checkpoint_of(ref)
     saved = checkpoint.load(path, needs=("model", "spec", "recipe"))
@@ -97,7 +99,7 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
 
 def export_python(loaded: Loaded, out: Path, meta: Mapping) -> list[Path]:
     """The standalone PyTorch source (imports only torch) and the weights beside it as `<stem>.safetensors`."""
-    from ..compile import class_name, to_python_source
+    from netspec.backends.fx import class_name, to_python_source
 
     weights_file = out.with_suffix(".safetensors")
     name = class_name(loaded.shaped.graph["name"])

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
-from .data import DataSet, augment, to_input
-from .distributed import Dist
-from .recipe import Recipe
+from netspec.train import distributed
+from netspec.train.data import DataSet, augment, to_input
+from netspec.train.distributed import Dist
+from netspec.train.recipe import Recipe
 
 ONECYCLE_WARMUP = 0.25     # fraction of the run spent rising to the peak lr (no warmup_epochs given)
 ONECYCLE_START = 1 / 25    # start at lr/25, as torch's OneCycleLR

@@ -15,12 +15,12 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .. import __version__
-from . import checkpoint, distributed, loop, rundir
-from .data import DataSet, load_dataset
-from .distributed import Dist
-from .recipe import Recipe, RecipeError, RunOptions, from_json, resolve
-from .rundir import SpecFiles
+from netspec import __version__
+from netspec.train import checkpoint, distributed, loop, rundir
+from netspec.train.data import DataSet, load_dataset
+from netspec.train.distributed import Dist
+from netspec.train.recipe import Recipe, RecipeError, RunOptions, from_json, resolve
+from netspec.train.rundir import SpecFiles
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Prepared:
 # ── building ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 def prepare(ref: str, spec_files: SpecFiles, recipe: Recipe, options: RunOptions, info: Dist) -> Prepared:
-    from ..pipeline import shaped_graph
+    from netspec.pipeline import shaped_graph
 
     shaped = shaped_graph(ref, spec_files.params)
     shape = tuple(shaped.graph["input_shape"])
@@ -118,7 +118,7 @@ def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tupl
 
 def build_model(shaped, recipe: Recipe, options: RunOptions, device: torch.device) -> nn.Module:
     """The network, initialized from the seed alone (so every rank and every resume builds the same one)."""
-    from ..compile import to_graph_module
+    from netspec.backends.fx import to_graph_module
 
     torch.manual_seed(recipe.seed)
     model = to_graph_module(shaped)
@@ -171,7 +171,7 @@ AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
 
 def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None) -> Result:
     info = distributed.from_env()
-    from ..pipeline import load_spec
+    from netspec.pipeline import load_spec
 
     spec_files = rundir.read_spec_files(spec, options.params)
     recipe = resolve(load_spec(spec, options.params).train, flags)
@@ -290,7 +290,7 @@ def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState) -> None:
 
 
 def summary_text(prepared: Prepared, state: loop.LoopState | None) -> str:
-    from ..tables import render_table, summarize
+    from netspec.backends.summary import render_table, summarize
 
     recipe = prepared.setup.recipe
     lines = [render_table(summarize(prepared.shaped, None)), "", "recipe: " + ", ".join(
@@ -328,7 +328,7 @@ class RunHooks(loop.Hooks):
         self.save_last(state)
 
     def epoch_end(self, record: dict, state: loop.LoopState, best: bool) -> None:
-        from .plots import write_curves
+        from netspec.train.plots import write_curves
 
         self.log(record)
         self.ui.epoch_end(record, self.setup.recipe.epochs, device_name(self.setup))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..imports import load_all, resolve_spec
+from netspec.frontend.imports import load_all, resolve_spec
 
 
 @dataclass(frozen=True)

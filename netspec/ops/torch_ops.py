@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from netspec.formula_bn import FormulaBatchNorm
+from netspec.ops.formula_bn import FormulaBatchNorm
 from netspec.ops import Args, Shape
 
 _NO_DEFAULT = inspect.Parameter.empty

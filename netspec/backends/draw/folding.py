@@ -14,7 +14,7 @@ from typing import Mapping
 
 import networkx as nx
 
-from .graph import Scope, inputs_of, op_nodes
+from netspec.ir import Scope, inputs_of, op_nodes
 
 ROOT = ""  # the network itself, as a parent in the tree
 

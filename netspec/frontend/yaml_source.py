@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import Mark, Note, SpecError, SpecErrors, display_path
+from netspec.errors import Mark, Note, SpecError, SpecErrors, display_path
 
 MAX_FILE_BYTES = 4 << 20        # a spec is a few KB; refuse before parsing anything huge
 MAX_VALUES = 20_000             # values after alias expansion: 25× the largest zoo spec; a "billion laughs" stops here

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 
-from .draw_scopes import Run, ScopeTree, scope_tree
-from .graph import INPUT, OUTPUT, inputs_of
-from .ops import OPS
-from .shapes import format_count
+from netspec.backends.draw.folding import Run, ScopeTree, scope_tree
+from netspec.ir import INPUT, OUTPUT, inputs_of
+from netspec.ops import OPS
+from netspec.passes.shapes import format_count
 
 ARG_LINE_WIDTH = 40
 

@@ -35,7 +35,7 @@ def register(sub, add_set_flag) -> None:
 
 
 def cmd_draw(args) -> int:
-    from .cli import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides
+    from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
@@ -44,8 +44,8 @@ def cmd_draw(args) -> int:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
     overrides = parse_overrides(args.set)
 
-    from .draw_dot import DotFailed, DotMissing, draw_graph, write_diagram
-    from .pipeline import shaped_graph
+    from netspec.backends.draw.dot import DotFailed, DotMissing, draw_graph, write_diagram
+    from netspec.pipeline import shaped_graph
 
     # The whole spec is checked before anything is written: an error never leaves a partial diagram.
     digraph = draw_graph(shaped_graph(args.spec, overrides), args.depth, args.fold, args.rankdir, args.legend)

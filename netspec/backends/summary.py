@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import networkx as nx
 
-from .graph import OUTPUT, op_nodes, scopes_of
-from .shapes import format_count
+from netspec.ir import OUTPUT, op_nodes, scopes_of
+from netspec.passes.shapes import format_count
 
 
 @dataclass(frozen=True)

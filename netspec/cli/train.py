@@ -140,7 +140,7 @@ COUNT_FLAGS = ("subset", "threads", "log_every", "batch_size")   # when given: w
 def check_counts(args) -> None:
     """Flags that count things must be ≥ 1: `--subset -5` trained on 2,043 examples (a negative slice), `--threads
     -1` was an internal error, `--subset 0` a NaN loss (found by tests/test_cli_misuse.py)."""
-    from ..cli import UsageError
+    from netspec.cli.common import UsageError
 
     for name in COUNT_FLAGS:
         value = getattr(args, name, None)
@@ -149,7 +149,7 @@ def check_counts(args) -> None:
 
 
 def _options(args, params: dict):
-    from .recipe import RunOptions
+    from netspec.train.recipe import RunOptions
 
     return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
@@ -166,7 +166,7 @@ def passive_threads() -> None:
 
 
 def cmd_train(args) -> int:
-    from ..cli import UsageError, parse_overrides
+    from netspec.cli.common import UsageError, parse_overrides
 
     passive_threads()
 
@@ -185,7 +185,7 @@ def cmd_train(args) -> int:
 
 
 def _train(args, params: dict, ui: TerminalUI) -> int:
-    from . import run
+    from netspec.train import run
 
     options = _options(args, params)
     previous = _install_sigint(ui)
@@ -216,12 +216,12 @@ def _restore_sigint(previous) -> None:
 
 def _guarded(body, ui: TerminalUI | None = None) -> int:
     """Runs a handler body, turning the training package's own exceptions into messages and exit codes."""
-    from ..cli import UsageError
-    from .checkpoint import CheckpointError
-    from .export import ExportError
-    from .loop import NonFiniteLoss, Stopped
-    from .recipe import RecipeError
-    from .sources import DataError
+    from netspec.cli.common import UsageError
+    from netspec.train.checkpoint import CheckpointError
+    from netspec.train.export import ExportError
+    from netspec.train.loop import NonFiniteLoss, Stopped
+    from netspec.train.recipe import RecipeError
+    from netspec.train.datasets import DataError
 
     try:
         return body()
@@ -247,7 +247,7 @@ def cmd_eval(args) -> int:
     import json
 
     passive_threads()
-    from .export import evaluate_run
+    from netspec.train.export import evaluate_run
 
     def body() -> int:
         result = evaluate_run(args.run, args.data, args.data_dir, args.device, args.batch_size, args.subset,
@@ -265,7 +265,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_run
+    from netspec.train.export import export_run
 
     def body() -> int:
         for path in export_run(args.run, Path(args.output)):
@@ -277,7 +277,7 @@ def cmd_export(args) -> int:
 
 
 def _require_run(ref: str) -> None:
-    from ..cli import UsageError
+    from netspec.cli.common import UsageError
 
     if not Path(ref).exists():
         raise UsageError(f"{ref}: no such run folder or checkpoint")

@@ -12,16 +12,13 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
-from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
-from .ops import OPS
-from .schema_check import checker
-from .schema_gen import COMPOSITES, MODIFIERS, NAME_PATTERN, SCHEMA_PATH
-from .source import Document, MDict, MList, key_mark, mark_of
-from .expr import is_expression
-from .types import TypeSpecError, check_type, parse_type, show, type_of_value
-
-RESERVED = frozenset(COMPOSITES) | frozenset(MODIFIERS) | {"input", "output"}
-
+from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
+from netspec.ops import OPS
+from netspec.frontend.schema_fast import checker
+from netspec.frontend.grammar import COMPOSITES, MODIFIERS, NAME_PATTERN, RESERVED, SCHEMA_PATH
+from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
+from netspec.passes.expr import is_expression
+from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, show, type_of_value
 
 @dataclass(frozen=True)
 class TParam:

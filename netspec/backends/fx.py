@@ -16,8 +16,8 @@ import networkx as nx
 import torch
 from torch import fx, nn
 
-from .graph import INPUT, OUTPUT, inputs_of, op_nodes
-from .torch_ops import ModuleSpec, emit_merge, extra_sources, module_spec
+from netspec.ir import INPUT, OUTPUT, inputs_of, op_nodes
+from netspec.ops.torch_ops import ModuleSpec, emit_merge, extra_sources, module_spec
 
 
 def class_name(spec_name: str) -> str:

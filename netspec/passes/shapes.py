@@ -11,10 +11,10 @@ from typing import Mapping
 
 import networkx as nx
 
-from .errors import Note, SpecError, SpecErrors
-from .graph import INPUT, OUTPUT, call_notes, inputs_of
-from .ops import OPS, ShapeError
-from .source import mark_of
+from netspec.errors import Note, SpecError, SpecErrors
+from netspec.ir import INPUT, OUTPUT, call_notes, inputs_of
+from netspec.ops import OPS, ShapeError
+from netspec.frontend.yaml_source import mark_of
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from types import MappingProxyType
 import graphviz
 import networkx as nx
 
-from .draw_view import Cluster, Item, View, build_view, show_shape
+from netspec.backends.draw.view import Cluster, Item, View, build_view, show_shape
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR", "BT", "RL")

@@ -1,6 +1,6 @@
 """Builds the JSON Schema (draft 2020-12) of the spec language; the op part comes from the op table.
 
-`python -m netspec.schema_gen` rewrites `netspec/schema/netspec.schema.json`; a test fails when the shipped file
+`python -m netspec.generators.schema` rewrites `netspec/schema/netspec.schema.json`; a test fails when the shipped file
 is stale.  The schema checks structure only; meaning (names, types after evaluation, shapes) is checked later.
 """
 
@@ -10,33 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from .ops import OPS, Param
+from netspec.frontend.grammar import COMPOSITES, MODIFIERS, NAME_PATTERN, SCHEMA_PATH, TRAIN_KEYS
+from netspec.ops import OPS, Param
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "netspec.schema.json"
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-MODIFIERS = ("name", "from", "when", "repeat", "as", "inline", "doc")
-COMPOSITES = ("seq", "concat", "add")
-TRAIN_KEYS = {
-    "lr": ({"type": "number", "exclusiveMinimum": 0}, "learning rate"),
-    "epochs": ({"type": "integer", "minimum": 0}, "passes over the training set"),
-    "batch_size": ({"type": "integer", "minimum": 1}, "examples per step (over all processes)"),
-    "resize": ({"type": ["integer", "null"], "minimum": 1}, "resize the images to this side length; null keeps them"),
-    "optimizer": ({"enum": ["sgd", "momentum", "adamw"]}, "sgd (plain, as the course), momentum (0.9, Nesterov) or adamw"),
-    "momentum": ({"type": "number", "minimum": 0, "maximum": 1}, "momentum for optimizer momentum"),
-    "weight_decay": ({"type": "number", "minimum": 0}, "L2 penalty (decoupled for adamw)"),
-    "schedule": ({"enum": ["constant", "cosine", "onecycle"]}, "learning-rate schedule over the run"),
-    "warmup_epochs": ({"type": "number", "minimum": 0}, "linear warm-up length for cosine"),
-    "label_smoothing": ({"type": "number", "minimum": 0, "maximum": 1}, "cross-entropy label smoothing"),
-    "init": ({"enum": ["xavier", "default"]}, "xavier: xavier_uniform_ on conv/linear weights (the course); "
-             "default: PyTorch's own initialization"),
-    "data": ({"type": "string"}, "data set: fashion-mnist, mnist, cifar10, folder:PATH or synthetic"),
-    "augment": ({"type": "array", "items": {"enum": ["flip", "crop"]}},
-                "train-time augmentations done on the device: flip (horizontal), crop (random 2-pixel shifts)"),
-    "eval_batch_size": ({"type": "integer", "minimum": 1}, "batch size for evaluation"),
-    "seed": ({"type": "integer"}, "random seed"),
-    "amp": ({"type": ["boolean", "null"]}, "bf16 autocast; null (default): on CUDA only"),
-}
+
 
 
 def _d(schema: dict, description: str) -> dict:

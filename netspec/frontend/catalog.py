@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import SpecErrors
-from .imports import builtin_root
-from .source import MDict, read_document
-from .types import show
-from .validate import _template_params
+from netspec.errors import SpecErrors
+from netspec.frontend.imports import builtin_root
+from netspec.frontend.yaml_source import MDict, read_document
+from netspec.frontend.param_types import show
+from netspec.frontend.validate import _template_params
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean, display_path
-from .source import MAX_FILE_BYTES, MAX_VALUES, Document, MDict, MList, mark_of, read_document
+from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean, display_path
+from netspec.frontend.yaml_source import MAX_FILE_BYTES, MAX_VALUES, Document, MDict, MList, mark_of, read_document
 
 MAX_IMPORTS = 200
 # A spec and everything it imports, together: without a shared bound, 200 imports at the per-file limits took
@@ -22,9 +22,9 @@ MAX_IMPORT_ERRORS = 10          # then stop reading imports: 200 files each refu
 
 def builtin_root() -> Path:
     """The built-in specs: `netspec/specs` in an installed package, `specs/` beside the package in a checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / "specs"
-    return installed if installed.is_dir() else here.parent / "specs"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "specs"
+    return installed if installed.is_dir() else package.parent / "specs"
 
 
 def builtin_names() -> list[str]:

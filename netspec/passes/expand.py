@@ -14,15 +14,15 @@ from typing import Mapping
 
 import networkx as nx
 
-from .errors import Mark, Note, SpecError, SpecErrors, did_you_mean
-from .expr import MAX_NODES as MAX_EXPR_NODES
-from .expr import ExprError, InputShape, cost, evaluate, is_expression, names_used
-from .graph import INPUT, OUTPUT, Scope, call_notes, inputs_of
-from .ops import OPS, ArgError, ShapeError, check_arg, defaults
-from .shapes import infer_node
-from .source import MDict, MList, key_mark, mark_of
-from .types import check_type, show
-from .validate import Spec, Template, item_kind
+from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
+from netspec.passes.expr import MAX_NODES as MAX_EXPR_NODES
+from netspec.passes.expr import ExprError, InputShape, cost, evaluate, is_expression, names_used
+from netspec.ir import INPUT, OUTPUT, Scope, call_notes, inputs_of
+from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
+from netspec.passes.shapes import infer_node
+from netspec.frontend.yaml_source import MDict, MList, key_mark, mark_of
+from netspec.frontend.param_types import check_type, show
+from netspec.frontend.validate import Spec, Template, item_kind
 
 MAX_NODES = 10_000             # op nodes per network; real CNNs have a few hundred to a few thousand
 MAX_TEMPLATE_DEPTH = 64

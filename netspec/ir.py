@@ -19,7 +19,7 @@ from typing import Iterator, Mapping
 
 import networkx as nx
 
-from .errors import Mark, Note, SpecError
+from netspec.errors import Mark, Note, SpecError
 
 INPUT, OUTPUT = "input", "output"
 

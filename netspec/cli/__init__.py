@@ -1,0 +1,94 @@
+"""The command line: the only place that prints and picks exit codes.
+
+Exit codes: 0 success, 2 a user mistake (spec or usage) shown as located errors, 1 a runtime failure.
+`validate`, `summary`, `lint`, `list` and `schema` never import torch.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from netspec import __version__
+from netspec.cli.commands import cmd_compile, cmd_lint, cmd_list, cmd_schema, cmd_summary, cmd_validate
+from netspec.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ArgumentParser, UsageError, add_set_flag
+from netspec.errors import SpecErrors, render
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="netspec", description="Convolutional networks as YAML specs, compiled to PyTorch.")
+    parser.add_argument("--version", action="version", version=f"netspec {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+
+    p = sub.add_parser("validate", help="check specs: schema, names, shapes, expect")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or built-in names")
+    add_set_flag(p)
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("summary", help="per-node shapes, params and MACs with block subtotals")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--depth", type=int, default=None, help="open N levels of blocks; deeper ones are one row each (0: top-level blocks only)")
+    add_set_flag(p)
+    p.set_defaults(handler=cmd_summary)
+
+    p = sub.add_parser("lint", help="warn about unused nodes and cycles")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
+    add_set_flag(p)
+    p.set_defaults(handler=cmd_lint)
+
+    p = sub.add_parser("compile", help="build the torch.fx module; -o x.py writes source, -o x.pt weights")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", metavar="FILE", help="model.py (standalone PyTorch source) or model.pt")
+    add_set_flag(p)
+    p.set_defaults(handler=cmd_compile)
+
+    p = sub.add_parser("list", help="built-in specs and blocks")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    p.set_defaults(handler=cmd_schema)
+
+    for register in _extensions():
+        register(sub, add_set_flag)
+    return parser
+
+
+def _extensions():
+    """The draw and train commands, each in its own module (neither imports torch or graphviz at import)."""
+    from netspec.cli.draw import register as register_draw
+    from netspec.cli.train import register as register_train
+
+    return (register_draw, register_train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except SpecErrors as err:
+        cache: dict[str, list[str]] = {}
+        for error in err.errors:
+            print(render(error, cache), file=sys.stderr)
+        count = len(err.errors)
+        print(f"{count} error{'s' if count > 1 else ''}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as err:
+        print(f"netspec: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("netspec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:  # a bug in netspec, not a user mistake
+        if debug:
+            traceback.print_exc()
+        print(f"netspec: internal error: {type(err).__name__}: {err} (run with --debug for a traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE

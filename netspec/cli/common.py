@@ -1,0 +1,48 @@
+"""What every command shares: exit codes, the usage-error type, the parser class and `--set` overrides."""
+
+from __future__ import annotations
+
+import argparse
+
+from netspec.errors import SpecErrors
+from netspec.frontend import yaml_source as source
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake on the command line itself (not in a spec)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit; we want one line and exit 2
+        raise UsageError(message)
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, object]:
+    """`--set k=v` pairs; values are read as YAML scalars or lists (`10`, `0.5`, `true`, `[4, 4]`)."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--set expects name=value, got {pair!r}")
+        try:
+            # The spec loader, not yaml.safe_load: it refuses tags, alias bombs and cycles, and a `!!int x` or a
+            # 5,000-digit number is a SpecError instead of a ValueError (found by tests/test_cli_misuse.py).
+            value = _plain(source.parse_text(text, "--set")) if text.strip() else ""
+        except SpecErrors:
+            raise UsageError(f"--set {key}: cannot read the value {text!r}")
+        if isinstance(value, dict):
+            raise UsageError(f"--set {key}: a value must be a scalar or a list, got {text!r}")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _plain(value):
+    """Plain lists for the loader's marked ones: params end up in run.json and in checkpoints, which
+    `torch.load(weights_only=True)` could not read back with a netspec class inside."""
+    return [_plain(item) for item in value] if isinstance(value, list) else value
+
+
+def add_set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", metavar="K=V", help="override a spec param (repeatable)")
