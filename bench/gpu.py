@@ -79,7 +79,7 @@ def throughput(name: str, mode: str, device: torch.device, steps: int, scale: fl
     torch.manual_seed(0)
     model = netspec.load(spec).to(device)
     shape = tuple(model.netspec_input_shape)
-    classes = netspec.shaped_graph(spec).graph["output_shape"][0]
+    classes = netspec.shaped_network(spec).output_shape[0]
     x = torch.randn(batch, *shape, device=device)
     y = torch.randint(0, classes, (batch,), device=device)
     if mode != "eager":

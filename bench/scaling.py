@@ -6,7 +6,7 @@ Two families, written unrolled (one YAML item per block, so parsing and call-sit
   ten separated by BN-ReLU-conv1×1 transitions that halve the channels, so the width stays bounded (16 → ≤ 96)
   and the per-layer work is the same at every depth.  (A single dense block of N layers would grow its
   channels, and so its parameters, quadratically: that measures PyTorch's weight init, not the compiler.)
-Each spec is timed in phases: `front` = load + validate + expand + shapes (pipeline.shaped_graph, no torch) and
+Each spec is timed in phases: `front` = load + validate + expand + shapes (pipeline.shaped_network, no torch) and
 `compile` = shaped graph → torch.fx GraphModule (module construction, weight init, fx codegen).
 """
 
@@ -87,16 +87,16 @@ FAMILIES = {"resnet": resnet_text, "densenet": densenet_text}
 def time_phases(path: Path) -> dict:
     """Seconds for the front end (to the shaped graph) and for compile, and the graph's size."""
     from netspec.backends.fx import to_graph_module
-    from netspec.pipeline import shaped_graph
+    from netspec.pipeline import shaped_network
 
     gc.collect()
     start = time.perf_counter()
-    shaped = shaped_graph(path)
+    shaped = shaped_network(path)
     front = time.perf_counter() - start
     start = time.perf_counter()
     module = to_graph_module(shaped)
     compile_s = time.perf_counter() - start
-    nodes = shaped.number_of_nodes()
+    nodes = len(shaped.nodes)
     del module, shaped
     return {"front_s": front, "compile_s": compile_s, "nodes": nodes}
 

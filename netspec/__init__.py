@@ -1,58 +1,72 @@
 """netspec: convolutional networks as validated, shape-checked YAML, compiled to PyTorch.
 
     import netspec
-    model = netspec.load("googlenet")            # a torch.fx GraphModule
+    model = netspec.load("googlenet")            # a torch.nn.Module built with torch.fx, its blocks as submodules
     netspec.summary("specs/resnet18.yaml")        # rows and totals, without importing torch
+    shaped = netspec.shaped_network("googlenet")  # the IR every command starts from (netspec.ir)
 
-Only `load`, `compile_module`, `emit_python` and `load_weights` import torch (lazily).
+Every function takes a spec (a file or a built-in name) or an already shaped network, which is then not
+parsed again.  Only `load`, `emit_python` and `load_weights` import torch (lazily).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Union
 
 from netspec.errors import Mark, SpecError, SpecErrors
-from netspec.pipeline import load_spec, shaped_graph
+from netspec.ir import ShapedNetwork
+from netspec.pipeline import load_spec, shaped_network
 
-__all__ = ["load", "load_spec", "shaped_graph", "validate", "summary", "draw", "emit_python", "load_weights", "Mark",
-           "SpecError", "SpecErrors"]
+__all__ = ["load", "load_spec", "shaped_network", "ShapedNetwork", "validate", "summary", "draw", "emit_python",
+           "load_weights", "Mark", "SpecError", "SpecErrors"]
+Spec = Union[str, Path, ShapedNetwork]
+
+
+def _shaped(spec: Spec, params: dict) -> ShapedNetwork:
+    if isinstance(spec, ShapedNetwork):
+        if params:
+            raise TypeError("params apply to a spec, not to an already shaped network")
+        return spec
+    return shaped_network(spec, params)
 __version__ = "0.1.0"
 
 
-def load(spec: str | Path, **params):
-    """Builds the network a spec describes as a `torch.fx.GraphModule`; `params` override the spec's params."""
-    from netspec.pipeline import compile_module
+def load(spec: Spec, **params):
+    """Builds the network a spec describes as a torch.nn.Module (a torch.fx GraphModule whose blocks are
+    submodules of their own); `params` override the spec's params."""
+    from netspec.backends.fx import to_graph_module
 
-    return compile_module(spec, params)
+    return to_graph_module(_shaped(spec, params))
 
 
 def validate(spec: str | Path, **params) -> None:
     """Raises SpecErrors listing every mistake in the spec; returns None when it is valid.  No torch."""
-    shaped_graph(spec, params)
+    shaped_network(spec, params)
 
 
-def summary(spec: str | Path, depth: int | None = None, **params):
+def summary(spec: Spec, depth: int | None = None, **params):
     """Per-node rows, block subtotals and totals (see netspec.backends.summary.Summary).  No torch."""
     from netspec.backends.summary import summarize
 
-    return summarize(shaped_graph(spec, params), depth)
+    return summarize(_shaped(spec, params), depth)
 
 
-def draw(spec: str | Path, depth: int | None = None, fold: bool = True, rankdir: str = "TB", legend: bool = False,
+def draw(spec: Spec, depth: int | None = None, fold: bool = True, rankdir: str = "TB", legend: bool = False,
          **params):
     """The network as a `graphviz.Digraph` (`.source` is the DOT; `.render()`/`.pipe()` make images with
     Graphviz's `dot`).  `depth`: draw blocks nested deeper than this as one box each; `fold`: draw consecutive
     identical blocks once, marked ×N; `rankdir`: TB or LR.  No torch."""
     from netspec.backends.draw.dot import draw_graph
 
-    return draw_graph(shaped_graph(spec, params), depth=depth, fold=fold, rankdir=rankdir, legend=legend)
+    return draw_graph(_shaped(spec, params), depth=depth, fold=fold, rankdir=rankdir, legend=legend)
 
 
-def emit_python(spec: str | Path, **params) -> str:
+def emit_python(spec: Spec, **params) -> str:
     """Standalone PyTorch source (imports only torch) with the same state_dict keys as `load`."""
-    from netspec.backends.fx import to_python_source
+    from netspec.backends.pysource import to_python_source
 
-    return to_python_source(shaped_graph(spec, params))
+    return to_python_source(_shaped(spec, params))
 
 
 def load_weights(model, state_dict, rename=None, skip=()):

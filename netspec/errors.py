@@ -7,7 +7,7 @@ The CLI is the only place that prints them (`render`) and picks exit codes; libr
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -37,9 +37,13 @@ class Note:
     mark: Mark | None = None
 
 
+ERROR, WARNING = "error", "warning"
+
+
 @dataclass(frozen=True)
 class SpecError:
-    """One located user mistake.  `path` is a JSON pointer into the file that `mark` points at."""
+    """One located finding: a mistake (severity "error") or, from lint, a "warning".  `path` is a JSON pointer
+    into the file that `mark` points at."""
 
     message: str
     mark: Mark = UNKNOWN
@@ -48,17 +52,17 @@ class SpecError:
     found: str | None = None
     hint: str | None = None
     notes: tuple[Note, ...] = ()
+    severity: str = ERROR
 
     def __post_init__(self):
         if not self.path and self.mark.pointer:  # every error gets its key path from where it points
             object.__setattr__(self, "path", self.mark.pointer)
 
     def with_notes(self, *notes: Note) -> "SpecError":
-        return SpecError(self.message, self.mark, self.path, self.expected, self.found, self.hint,
-                         self.notes + tuple(notes))
+        return replace(self, notes=self.notes + tuple(notes))
 
     def first_line(self) -> str:
-        return f"{self.mark}: error: {self.message}"
+        return f"{self.mark}: {self.severity}: {self.message}"
 
 
 class SpecErrors(Exception):

@@ -1,27 +1,42 @@
-"""The graph IR: a networkx DiGraph of op nodes plus `input` and `output`, and its attribute contract.
+"""The network IR after expansion, and the facts the shapes pass adds to it.
 
-Node id = the node's stable dotted name (`b3.0.1.2`), which is also its module's name in the compiled model.
-Insertion order is a topological order (a node is only added after its inputs); every phase relies on it.
+    Network          expand's result: typed `Node` records in build order, the scopes they sit in, and a
+                     networkx DiGraph of the same nodes for analysis (topological order, reachability)
+    ShapedNetwork    a Network plus `Facts` (shape, parameter count, MACs) for every node, and the totals
 
-    graph.graph: name, doc, file, params (resolved network params), input_shape, expect, train,
-                 scopes: {dotted path: Scope} for every template call, named seq, branch set and repeat
-    node attrs:  op (an OPS name, or "input"/"output"), args (MappingProxyType of checked args), mark (Mark),
-                 inputs (tuple of node ids in order: concat order, add order; a node may appear twice, as in
-                 `concat: {from: [a, a]}`, which a DiGraph's edges alone cannot say)
-    edge attrs:  index (the source's first position among the inputs); one edge per distinct source
-ShapedGraph (shapes.py) adds to each node: shape (tuple), in_shapes (list of tuples), params (int), macs (int).
+Node names are stable dotted paths (`b3.0.1.2`), which are also the module paths of the compiled model.  Build
+order is a topological order (a node is only added after its inputs); every phase relies on it.  `INPUT` is the
+first node and `OUTPUT` the last; the others are op nodes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Iterator, Mapping
 
 import networkx as nx
 
-from netspec.errors import Mark, Note, SpecError
+from netspec.errors import Mark, Note
 
 INPUT, OUTPUT = "input", "output"
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op application.  `inputs` are the nodes it reads, in order, repeats included (`concat: {from: [a,
+    a]}` reads `a` twice, which the DiGraph's edges alone cannot say).  `args` are checked and defaulted."""
+
+    name: str
+    op: str                                  # an op of netspec.ops.OPS, or INPUT / OUTPUT
+    args: Mapping[str, object]
+    inputs: tuple[str, ...]
+    mark: Mark
+
+    @property
+    def is_op(self) -> bool:
+        return self.op not in (INPUT, OUTPUT)
 
 
 @dataclass(frozen=True)
@@ -36,45 +51,88 @@ class Scope:
     defined: Mark | None = None    # a template call: where the template is defined
 
 
-def call_notes(graph: nx.DiGraph, node: str) -> tuple[Note, ...]:
-    """For an error at `node`: the template calls it sits in, innermost first, as the expansion phase words them."""
-    calls = [s for s in reversed(scopes_of(graph, node)) if s.kind == "template"]
-    return tuple(Note(f"in template `{s.template}`" + (f" ({s.defined})" if s.defined else "") + ", called at", s.mark)
-                 for s in calls)
+@dataclass(frozen=True)
+class Expect:
+    """The spec's `expect:` facts, each with the mark of its value (None: not stated)."""
+
+    params: int | None = None
+    output: tuple[int, ...] | None = None
+    macs: int | str | None = None
+    marks: Mapping[str, Mark] = field(default_factory=dict)
 
 
-def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
-    """A node's inputs in order, repeats included (node attribute `inputs`; else the edges' `index`)."""
-    listed = graph.nodes[node].get("inputs")
-    if listed is not None:
-        return list(listed)
-    preds = [(data["index"], src) for src, _, data in graph.in_edges(node, data=True)]
-    return [src for _, src in sorted(preds)]
+@dataclass(frozen=True)
+class Network:
+    name: str
+    doc: str
+    file: str
+    params: Mapping[str, object]             # the spec's params, resolved (defaults and overrides)
+    input_shape: Shape
+    expect: Expect
+    train: Mapping[str, object]              # the spec's `train:` recipe, as written
+    nodes: Mapping[str, Node]                # build order: INPUT, the op nodes, OUTPUT
+    scopes: Mapping[str, Scope]
+    graph: nx.DiGraph = field(repr=False)    # the same nodes; one edge per distinct (source, node) pair
+
+    def op_nodes(self) -> Iterator[Node]:
+        return (node for node in self.nodes.values() if node.is_op)
+
+    def scopes_of(self, name: str) -> list[Scope]:
+        return scopes_of(self.scopes, name)
 
 
-def op_nodes(graph: nx.DiGraph) -> Iterator[str]:
-    return (n for n in graph.nodes if n not in (INPUT, OUTPUT))
+def scopes_of(scopes: Mapping[str, Scope], name: str) -> list[Scope]:
+    """The scopes node `name` sits in, outermost first (not a scope at the node's own path)."""
+    parts = name.split(".")
+    prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
+    return [scopes[p] for p in prefixes if p in scopes]
 
 
-def scopes_of(graph: nx.DiGraph, node: str) -> list[Scope]:
-    """The scopes a node sits in, outermost first."""
-    scopes = graph.graph.get("scopes", {})
-    parts = node.split(".")
-    return [scopes[p] for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in scopes]
+def call_notes(scopes: Mapping[str, Scope], name: str) -> tuple[Note, ...]:
+    """For an error at node `name`: the template calls it sits in, innermost first."""
+    calls = [s for s in reversed(scopes_of(scopes, name)) if s.kind == "template"]
+    return tuple(Note(f"in template `{s.template}`" + (f" ({s.defined})" if s.defined else "") + ", called at",
+                      s.mark) for s in calls)
 
 
-def lint(graph: nx.DiGraph) -> list[SpecError]:
-    """Problems that are not errors: nodes whose output never reaches the network's output, and cycles (which
-    expansion cannot create; checked so that a hand-built or transformed graph is caught too)."""
-    problems: list[SpecError] = []
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
-        problems.append(SpecError("the graph has a cycle: " + " → ".join(src for src, _ in cycle),
-                                  graph.nodes[cycle[0][0]].get("mark", Mark(graph.graph.get("file", "?"), 1, 1))))
-        return problems
-    used = nx.ancestors(graph, OUTPUT) | {OUTPUT} if OUTPUT in graph else set()
-    for node in op_nodes(graph):
-        if node not in used:
-            problems.append(SpecError(f"the output of `{node}` ({graph.nodes[node]['op']}) is never used",
-                                      graph.nodes[node]["mark"], hint="remove it, or name it in a later `from:`"))
-    return problems
+def build_network(nodes: list[Node], **fields) -> Network:
+    """A Network from nodes in build order; the DiGraph is derived from their inputs."""
+    graph = nx.DiGraph()
+    for node in nodes:
+        graph.add_node(node.name)
+        for source in dict.fromkeys(node.inputs):
+            graph.add_edge(source, node.name)
+    return Network(nodes=MappingProxyType({n.name: n for n in nodes}), graph=graph, **fields)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the shapes pass infers for one node (shapes exclude the batch dimension)."""
+
+    shape: Shape
+    in_shapes: tuple[Shape, ...]
+    param_count: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class ShapedNetwork:
+    network: Network
+    facts: Mapping[str, Facts]               # every node, INPUT and OUTPUT included
+    param_count: int
+    macs: int
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        return self.network.nodes
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.facts[OUTPUT].shape
+
+    def op_nodes(self) -> Iterator[Node]:
+        return self.network.op_nodes()

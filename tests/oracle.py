@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from netspec.ir import OUTPUT, inputs_of, op_nodes
+from netspec.ir import OUTPUT
 
 
 def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str, tuple]:
@@ -19,16 +19,16 @@ def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str
     def hook(node):
         def record(module, args, out):
             seen[node] = tuple(out.shape[1:])
-            seen.setdefault(inputs_of(shaped, node)[0], tuple(args[0].shape[1:]))
+            seen.setdefault(shaped.nodes[node].inputs[0], tuple(args[0].shape[1:]))
         return record
 
-    handles = [modules[n].register_forward_hook(hook(n)) for n in op_nodes(shaped) if n in modules]
+    handles = [modules[n].register_forward_hook(hook(n)) for n in shaped.nodes if shaped.nodes[n].is_op if n in modules]
     try:
         out = model(x)
     finally:
         for handle in handles:
             handle.remove()
-    seen.setdefault(inputs_of(shaped, OUTPUT)[0], tuple(out.shape[1:]))
+    seen.setdefault(shaped.nodes[OUTPUT].inputs[0], tuple(out.shape[1:]))
     return seen
 
 
@@ -36,9 +36,9 @@ def shape_mismatches(model: torch.nn.Module, shaped, batch: int = 2) -> dict[str
     """{node: (PyTorch's shape, inferred shape)} for every node where they differ or PyTorch's is unobserved
     (a merge that feeds only other merges would be; no spec has one yet).  Runs on `model`'s device."""
     device = next(model.parameters()).device
-    seen = observed_shapes(model, shaped, torch.empty(batch, *shaped.graph["input_shape"], device=device))
-    return {n: (seen.get(n), shaped.nodes[n]["shape"]) for n in op_nodes(shaped)
-            if seen.get(n) != shaped.nodes[n]["shape"]}
+    seen = observed_shapes(model, shaped, torch.empty(batch, *shaped.network.input_shape, device=device))
+    return {n: (seen.get(n), shaped.facts[n].shape) for n in shaped.nodes if shaped.nodes[n].is_op
+            if seen.get(n) != shaped.facts[n].shape}
 
 
 def meta_model(spec, **params) -> torch.nn.Module:

@@ -75,7 +75,7 @@ def test_generated_specs_are_valid_networks(tmp_path, blocks):
     for family, text_of in scaling.FAMILIES.items():
         path = tmp_path / f"{family}.yaml"
         path.write_text(text_of(blocks), encoding="utf-8")
-        assert list(netspec.shaped_graph(path).graph["output_shape"]) == [10]
+        assert list(netspec.shaped_network(path).output_shape) == [10]
 
 
 def test_the_overhead_measurement_runs_and_renders(quick_results, tmp_path):
@@ -134,7 +134,7 @@ def test_reference_models_match_torchvision():
 
 
 def test_the_gpu_scripts_fast_recipe_is_a_valid_spec_with_a_recipe_netspec_train_accepts():
-    shaped = netspec.shaped_graph(BENCH / "specs" / "fmnist_fast.yaml")
-    assert list(shaped.graph["input_shape"]) == [1, 28, 28] and list(shaped.graph["output_shape"]) == [10]
+    shaped = netspec.shaped_network(BENCH / "specs" / "fmnist_fast.yaml")
+    assert list(shaped.network.input_shape) == [1, 28, 28] and list(shaped.output_shape) == [10]
     assert {"lr", "epochs", "batch_size", "schedule", "augment"} <= set(netspec.load_spec(
         BENCH / "specs" / "fmnist_fast.yaml").train)

@@ -174,7 +174,7 @@ def test_an_internal_error_exits_1_with_one_line_unless_debug(capsys, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(netspec.pipeline, "shaped_graph", broken)
+    monkeypatch.setattr(netspec.pipeline, "shaped_network", broken)
     code, _, err = cli(capsys, "validate", "lenet")
     assert code == 1 and err.splitlines() == [
         "netspec: internal error: RuntimeError: boom (run with --debug for a traceback)"]

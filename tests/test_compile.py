@@ -17,8 +17,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import netspec
-from netspec.backends.fx import class_name, to_python_source
-from netspec.ir import op_nodes
+from netspec.backends.fx import class_name
+from netspec.backends.pysource import to_python_source
+
 
 from conftest import SPECS, all_specs, run_cli, spec_params
 
@@ -70,21 +71,21 @@ def batch():
 # ── names and modules ─────────────────────────────────────────────────────────────────────────────────────────
 
 def test_submodules_sit_at_the_graphs_dotted_names(mixed, mixed_spec):
-    shaped = netspec.shaped_graph(mixed_spec)
+    shaped = netspec.shaped_network(mixed_spec)
     called = {node.target for node in mixed.graph.nodes if node.op == "call_module"}
-    assert called == {n for n in op_nodes(shaped) if shaped.nodes[n]["op"] not in ("concat", "add")}
+    assert called == {n for n in shaped.nodes if shaped.nodes[n].is_op if shaped.nodes[n].op not in ("concat", "add")}
     assert {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"} <= called
     assert {key.rsplit(".", 1)[0] for key in mixed.state_dict()} == {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"}
 
 
 @pytest.mark.parametrize("path", spec_params())
 def test_state_dict_keys_are_the_specs_dotted_names_with_no_lazy_modules(path):
-    shaped = netspec.shaped_graph(path)
+    shaped = netspec.shaped_network(path)
     with torch.device("meta"):
         model = netspec.load(path)
     assert not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules())
-    assert {key.rsplit(".", 1)[0] for key in model.state_dict()} <= set(op_nodes(shaped))
-    assert type(model).__name__ == class_name(shaped.graph["name"])
+    assert {key.rsplit(".", 1)[0] for key in model.state_dict()} <= {n.name for n in shaped.op_nodes()}
+    assert type(model).__name__ == class_name(shaped.name)
 
 
 # ── PyTorch's tools ───────────────────────────────────────────────────────────────────────────────────────────
@@ -145,17 +146,17 @@ def import_file(path: Path, name: str):
 
 
 def emitted_class(path: Path, folder: Path):
-    shaped = netspec.shaped_graph(path)
+    shaped = netspec.shaped_network(path)
     stem = "emitted_" + str(path.relative_to(SPECS).with_suffix("")).replace("/", "_")
     target = folder / f"{stem}.py"
     target.write_text(to_python_source(shaped), encoding="utf-8")
-    return shaped, getattr(import_file(target, stem), class_name(shaped.graph["name"]))
+    return shaped, getattr(import_file(target, stem), class_name(shaped.name))
 
 
 @pytest.mark.parametrize("path", spec_params())
 def test_the_emitted_file_has_the_same_state_dict_and_identical_outputs(path, tmp_path):
     shaped, cls = emitted_class(path, tmp_path)
-    small = shaped.graph["total_macs"] < REAL_FORWARD_MACS and shaped.graph["total_params"] < REAL_FORWARD_PARAMS
+    small = shaped.macs < REAL_FORWARD_MACS and shaped.param_count < REAL_FORWARD_PARAMS
     with torch.device("cpu" if small else "meta"):
         torch.manual_seed(0)
         ours, theirs = netspec.load(path).eval(), cls().eval()
@@ -164,7 +165,7 @@ def test_the_emitted_file_has_the_same_state_dict_and_identical_outputs(path, tm
     if not small:
         return
     theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(1, *shaped.graph["input_shape"], generator=torch.Generator().manual_seed(2))
+    x = torch.randn(1, *shaped.network.input_shape, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert (theirs(x) - ours(x)).abs().max().item() == 0.0
 
@@ -200,7 +201,7 @@ def test_a_network_with_transposed_convs_and_upsampling_trains_and_its_emitted_f
         tmp_path):
     spec = tmp_path / "decoder.yaml"
     spec.write_text(DECODER)
-    assert netspec.shaped_graph(spec).graph["output_shape"] == (12, 16, 16)
+    assert netspec.shaped_network(spec).output_shape == (12, 16, 16)
     torch.manual_seed(0)
     model = netspec.load(spec)
     assert isinstance(model.up, nn.ConvTranspose2d) and model.get_submodule("3").inplace
@@ -289,7 +290,7 @@ def test_a_merge_may_take_the_same_node_twice(tmp_path):
     b = model.b(a + a)
     with torch.no_grad():
         assert torch.equal(model(x), torch.cat([b, b, a], 1))
-    assert netspec.shaped_graph(spec).graph["output_shape"] == (10,)
+    assert netspec.shaped_network(spec).output_shape == (10,)
     target = tmp_path / "twice_emitted.py"
     target.write_text(netspec.emit_python(spec), encoding="utf-8")
     emitted = import_file(target, "twice_emitted").Twice().eval()

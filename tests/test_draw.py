@@ -23,7 +23,7 @@ from netspec.cli import draw as draw_cli
 from netspec.backends.draw.folding import scope_tree
 from netspec.backends.draw.view import build_view, show_shape
 from netspec.generators.gallery import gallery_files, gallery_specs
-from netspec.ir import INPUT, OUTPUT, op_nodes
+from netspec.ir import INPUT, OUTPUT
 from netspec.ops import OPS
 from netspec.backends.summary import summarize
 
@@ -41,7 +41,7 @@ _shaped: dict[Path, nx.DiGraph] = {}
 
 def shaped(spec: Path) -> nx.DiGraph:
     if spec not in _shaped:
-        _shaped[spec] = netspec.shaped_graph(spec)
+        _shaped[spec] = netspec.shaped_network(spec)
     return _shaped[spec]
 
 
@@ -115,22 +115,22 @@ def test_at_full_depth_every_op_is_drawn_with_its_op_label_and_param_count(spec)
     graph = shaped(spec)
     view = build_view(graph, fold=False)
     ops = {item.id: item for item in view.items if item.kind == "op"}
-    assert set(ops) == set(op_nodes(graph))
+    assert set(ops) == {n.name for n in graph.op_nodes()}
     for node, item in ops.items():
-        attrs = graph.nodes[node]
-        assert item.title == OPS[attrs["op"]].label(attrs["args"])
-        assert item.family == OPS[attrs["op"]].family
-        assert item.lines == ((f"{attrs['params']:,} params",) if attrs["params"] else ())
+        record, params = graph.nodes[node], graph.facts[node].param_count
+        assert item.title == OPS[record.op].label(record.args)
+        assert item.family == OPS[record.op].family
+        assert item.lines == ((f"{params:,} params",) if params else ())
     io = {item.id: item for item in view.items if item.kind == "io"}
-    assert io[INPUT].lines == (show_shape(graph.graph["input_shape"]),)
-    assert io[OUTPUT].lines == (show_shape(graph.graph["output_shape"]),)
+    assert io[INPUT].lines == (show_shape(graph.network.input_shape),)
+    assert io[OUTPUT].lines == (show_shape(graph.output_shape),)
 
 
 @every_spec
 def test_at_full_depth_every_edge_carries_the_shape_of_its_tensor(spec):
     graph = shaped(spec)
     view = build_view(graph, fold=False)
-    expected = {(u, v, tuple(graph.nodes[u]["shape"])) for u, v in graph.edges}
+    expected = {(u, v, tuple(graph.facts[u].shape)) for u, v in graph.network.graph.edges}
     assert {(e.src, e.dst, e.shape) for e in view.edges} == expected
 
 
@@ -162,7 +162,7 @@ def test_boxes_clusters_and_folds_account_for_every_parameter(spec, fold):
 
         outer_folds = [c for c in view.clusters if c.style == "fold" and not in_fold(c.parent)]
         loose = [item for item in view.items if not in_fold(item.cluster)]
-        assert sum(c.params for c in outer_folds) + sum(i.params for i in loose) == graph.graph["total_params"]
+        assert sum(c.params for c in outer_folds) + sum(i.params for i in loose) == graph.param_count
 
 
 @every_spec
@@ -187,10 +187,10 @@ def test_collapsed_blocks_show_in_and_out_shapes_and_their_parameter_total(spec)
     view = build_view(graph, 0, fold=False)
     for item in (i for i in view.items if i.kind == "block"):
         path = item.id.removeprefix("block/")
-        members = [n for n in op_nodes(graph) if n.startswith(path + ".") or n == path]
-        assert item.params == sum(graph.nodes[n]["params"] for n in members)
+        members = [n.name for n in graph.op_nodes() if n.name.startswith(path + ".") or n.name == path]
+        assert item.params == sum(graph.facts[n].param_count for n in members)
         assert item.lines[-1] == f"{item.params:,} params"
-        last = graph.nodes[members[-1]]["shape"]
+        last = graph.facts[members[-1]].shape
         assert item.lines[-2].endswith("→ " + show_shape(last)), item.lines
 
 
@@ -222,14 +222,14 @@ def test_identical_blocks_side_by_side_are_never_folded():
 
 def test_no_fold_draws_every_instance():
     ops = {item.id for item in fold_view(fold=False).items if item.kind == "op"}
-    assert ops == set(op_nodes(shaped(FOLD_NET)))
+    assert ops == {n.name for n in shaped(FOLD_NET).op_nodes()}
     assert not [c for c in fold_view(fold=False).clusters if c.style == "fold"]
 
 
 def test_edges_leaving_a_fold_carry_the_last_instances_shape_and_inner_shapes_are_marked_as_the_first():
     view, graph = fold_view(), shaped(FOLD_NET)
     out = [e for e in view.edges if e.src == "dense.layer1.cat"]  # into both branches of `pair`
-    assert [e.shape for e in out] == [graph.nodes["dense.layer3.cat"]["shape"]] * 2 == [(28, 8, 8)] * 2
+    assert [e.shape for e in out] == [graph.facts["dense.layer3.cat"].shape] * 2 == [(28, 8, 8)] * 2
     dense = next(c for c in view.clusters if c.path == "dense.layer1")
     assert "edge shapes: the first block's" in dense.lines
     resnet = next(c for c in view.clusters if c.path == "layer1.0")
@@ -257,8 +257,8 @@ def test_googlenet_full_depth_shows_each_inceptions_four_paths_and_concat_with_s
         assert (concat.family, concat.cluster) == ("merge", cluster.id)
         into = [e for e in view.edges if e.dst == concat.id]
         assert [e.src.removeprefix(path + ".").split(".")[0] for e in into] == ["0", "1", "2", "3"]
-        assert all(e.shape == graph.nodes[e.src]["shape"] for e in into)
-        assert sum(e.shape[0] for e in into) == graph.nodes[concat.id]["shape"][0]
+        assert all(e.shape == graph.facts[e.src].shape for e in into)
+        assert sum(e.shape[0] for e in into) == graph.facts[concat.id].shape[0]
 
 
 def test_googlenet_at_depth_1_is_one_column_of_blocks_with_inception_boxes():

@@ -9,8 +9,9 @@ import pytest
 
 from netspec.errors import SpecErrors
 from netspec.passes.expand import expand
-from netspec.ir import INPUT, OUTPUT, inputs_of, lint, op_nodes
-from netspec.pipeline import load_spec, shaped_graph
+from netspec.ir import INPUT, OUTPUT
+from netspec.passes.lint import lint
+from netspec.pipeline import load_spec, shaped_network
 
 from conftest import SPECS, run_cli
 
@@ -28,15 +29,15 @@ def graph_of(folder: Path, text: str, **overrides):
 
 
 def ops(graph) -> dict[str, str]:
-    return {node: graph.nodes[node]["op"] for node in op_nodes(graph)}
+    return {node: graph.nodes[node].op for node in graph.nodes if graph.nodes[node].is_op}
 
 
 def chain(graph) -> list[str]:
     """The op nodes from the output back to the input, following each node's first input."""
-    nodes, node = [], inputs_of(graph, OUTPUT)[0]
+    nodes, node = [], graph.nodes[OUTPUT].inputs[0]
     while node != INPUT:
         nodes.append(node)
-        node = inputs_of(graph, node)[0]
+        node = graph.nodes[node].inputs[0]
     return nodes[::-1]
 
 
@@ -60,7 +61,7 @@ def test_a_template_call_is_a_scope_named_by_its_position_or_name(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  pair: {seq: [{name: fc, linear: {out: 4}}, relu]}\n"
                      "body:\n  - pair\n  - {name: second, pair: {}}\n")
     assert ops(graph) == {"0.fc": "linear", "0.1": "relu", "second.fc": "linear", "second.1": "relu"}
-    scopes = graph.graph["scopes"]
+    scopes = graph.scopes
     assert scopes["0"].kind == "template" and scopes["0"].template == "pair"
     assert scopes["second"].mark.line == 8
 
@@ -69,20 +70,20 @@ def test_repeat_numbers_its_iterations_under_the_items_name(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: stack, repeat: 3, linear: {out: 4}}\n")
     assert ops(graph) == {"stack.0": "linear", "stack.1": "linear", "stack.2": "linear"}
     assert chain(graph) == ["stack.0", "stack.1", "stack.2"]
-    assert graph.graph["scopes"]["stack"].kind == "repeat"
+    assert graph.scopes["stack"].kind == "repeat"
 
 
 def test_repeat_with_as_names_each_iteration_by_an_expression(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n"
                      "  - {repeat: 2, as: i, name: \"layer${i+1}\", seq: [linear: {out: \"${4 * (i + 1)}\"}, relu]}\n")
     assert ops(graph) == {"layer1.0": "linear", "layer1.1": "relu", "layer2.0": "linear", "layer2.1": "relu"}
-    assert graph.nodes["layer2.0"]["args"]["out"] == 8
+    assert graph.nodes["layer2.0"].args["out"] == 8
 
 
 def test_the_index_variable_is_visible_inside_a_template_called_in_the_loop(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  fc: {params: {n: int}, linear: {out: $n}}\n"
                      "body:\n  - {repeat: 3, as: k, name: \"fc${k}\", fc: {n: \"${k + 1}\"}}\n")
-    assert [graph.nodes[n]["args"]["out"] for n in ("fc0", "fc1", "fc2")] == [1, 2, 3]
+    assert [graph.nodes[n].args["out"] for n in ("fc0", "fc1", "fc2")] == [1, 2, 3]
 
 
 def test_branches_of_concat_are_numbered_and_merged_by_a_node_of_their_own(tmp_path):
@@ -90,19 +91,19 @@ def test_branches_of_concat_are_numbered_and_merged_by_a_node_of_their_own(tmp_p
                      "  - name: mix\n    concat:\n      - [conv: {out: 2, kernel: 1}]\n"
                      "      - [conv: {out: 3, kernel: 1}, relu]\n      - []\n")
     assert ops(graph) == {"mix.0.0": "conv", "mix.1.0": "conv", "mix.1.1": "relu", "mix.concat": "concat"}
-    assert inputs_of(graph, "mix.concat") == ["mix.0.0", "mix.1.1", INPUT]
+    assert list(graph.nodes["mix.concat"].inputs) == ["mix.0.0", "mix.1.1", INPUT]
 
 
 def test_the_googlenet_spec_names_its_inception_paths_stably():
     graph = expand(load_spec(SPECS / "googlenet.yaml"))
-    assert graph.nodes["b3.0.1.2"]["op"] == "conv" and graph.nodes["b3.0.concat"]["op"] == "concat"
-    assert graph.nodes["fc"]["op"] == "linear"
+    assert graph.nodes["b3.0.1.2"].op == "conv" and graph.nodes["b3.0.concat"].op == "concat"
+    assert graph.nodes["fc"].op == "linear"
 
 
 def test_nodes_are_inserted_in_a_topological_order():
     graph = expand(load_spec(SPECS / "googlenet.yaml"))
     order = list(graph.nodes)
-    assert all(order.index(src) < order.index(dst) for src, dst in graph.edges)
+    assert all(order.index(src) < order.index(dst) for src, dst in graph.graph.edges)
 
 
 # ── when, from, input ─────────────────────────────────────────────────────────────────────────────────────────
@@ -113,32 +114,32 @@ WHEN = HEAD + "input: [4]\nparams: {extra: false}\nbody:\n  - {name: a, linear: 
 
 def test_a_false_when_passes_the_input_through_and_builds_nothing(tmp_path):
     graph = graph_of(tmp_path, WHEN)
-    assert list(ops(graph)) == ["a", "c"] and inputs_of(graph, "c") == ["a"]
+    assert list(ops(graph)) == ["a", "c"] and list(graph.nodes["c"].inputs) == ["a"]
 
 
 def test_a_true_when_builds_the_item(tmp_path):
     graph = graph_of(tmp_path, WHEN, extra=True)
-    assert list(ops(graph)) == ["a", "b", "c"] and inputs_of(graph, "c") == ["b"]
+    assert list(ops(graph)) == ["a", "b", "c"] and list(graph.nodes["c"].inputs) == ["b"]
 
 
 def test_a_skipped_named_node_can_still_be_named_in_from(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
                      "  - {name: down, when: false, from: input, linear: {out: 4}}\n  - add: {from: [a, down]}\n")
-    assert inputs_of(graph, "2") == ["a", INPUT]
+    assert list(graph.nodes["2"].inputs) == ["a", INPUT]
 
 
 def test_from_input_is_the_enclosing_blocks_input(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  res:\n    seq:\n      - {name: fc, linear: {out: 4}}\n"
                      "      - add: {from: [fc, input]}\nbody:\n  - {name: stem, linear: {out: 4}}\n  - res\n")
-    assert inputs_of(graph, "1.1") == ["1.fc", "stem"]
-    assert inputs_of(graph, "1.fc") == ["stem"]
+    assert list(graph.nodes["1.1"].inputs) == ["1.fc", "stem"]
+    assert list(graph.nodes["1.fc"].inputs) == ["stem"]
 
 
 def test_from_names_an_earlier_node_and_add_merges_in_order(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
                      "  - {name: b, linear: {out: 4}}\n  - {from: a, name: c, linear: {out: 4}}\n"
                      "  - add: {from: [c, b]}\n")
-    assert inputs_of(graph, "c") == ["a"] and inputs_of(graph, "3") == ["c", "b"]
+    assert list(graph.nodes["c"].inputs) == ["a"] and list(graph.nodes["3"].inputs) == ["c", "b"]
 
 
 @pytest.mark.parametrize("ref, message", [
@@ -163,19 +164,19 @@ body:
 
 def test_names_built_from_expressions_can_be_named_by_from(tmp_path):
     graph = graph_of(tmp_path, MULTISCALE)
-    assert inputs_of(graph, "pool1.0") == ["stage1.1"] and inputs_of(graph, "pool2.0") == ["stage2.1"]
-    assert inputs_of(graph, "2") == ["pool0.1", "pool1.1", "pool2.1"]
+    assert list(graph.nodes["pool1.0"].inputs) == ["stage1.1"] and list(graph.nodes["pool2.0"].inputs) == ["stage2.1"]
+    assert list(graph.nodes["2"].inputs) == ["pool0.1", "pool1.1", "pool2.1"]
 
 
 def test_a_from_expression_sees_params(tmp_path):
     graph = graph_of(tmp_path, MULTISCALE.replace("[pool0, pool1, ", "[pool0, "), stages=2)
-    assert inputs_of(graph, "2") == ["pool0.1", "pool1.1"]
+    assert list(graph.nodes["2"].inputs) == ["pool0.1", "pool1.1"]
 
 
 def test_a_from_expression_may_name_an_earlier_iteration(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: l0, linear: {out: 4}}\n  - relu\n"
                      "  - {repeat: 3, as: i, name: \"l${i + 1}\", seq: [{from: \"l${i}\", linear: {out: 4}}]}\n")
-    assert inputs_of(graph, "l1.0") == ["l0"] and inputs_of(graph, "l3.0") == ["l2.0"]
+    assert list(graph.nodes["l1.0"].inputs) == ["l0"] and list(graph.nodes["l3.0"].inputs) == ["l2.0"]
 
 
 @pytest.mark.parametrize("ref, message", [
@@ -214,7 +215,7 @@ SIZED = HEAD + "params: {classes: 10, width: 8}\ninput: [3, 8, 8]\nbody:\n  - co
 
 def test_params_flow_into_op_args_and_overrides_replace_them(tmp_path):
     graph = graph_of(tmp_path, SIZED, classes=3)
-    assert graph.nodes["0"]["args"]["out"] == 8 and graph.nodes["2"]["args"]["out"] == 3
+    assert graph.nodes["0"].args["out"] == 8 and graph.nodes["2"].args["out"] == 3
 
 
 def test_set_on_the_command_line_overrides_a_param(tmp_path):
@@ -227,27 +228,27 @@ def test_set_on_the_command_line_overrides_a_param(tmp_path):
 
 def test_an_override_that_changes_the_network_skips_its_expectations(tmp_path):
     path = write(tmp_path, SIZED + "expect: {output: [10]}\n")
-    assert shaped_graph(path, {"classes": 4}).graph["output_shape"] == (4,)
+    assert shaped_network(path, {"classes": 4}).output_shape == (4,)
     with pytest.raises(SpecErrors):
-        shaped_graph(write(tmp_path, SIZED + "expect: {output: [4]}\n"))
+        shaped_network(write(tmp_path, SIZED + "expect: {output: [4]}\n"))
 
 
 def test_in_channels_reads_the_inferred_input_of_the_item(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [6, 8, 8]\nbody:\n  - conv: {out: 10, kernel: 1}\n"
                      "  - conv: {out: \"${in.channels // 2}\", kernel: 1}\n  - avgpool: {kernel: \"${in.height // 4}\"}\n")
-    assert graph.nodes["1"]["args"]["out"] == 5 and graph.nodes["2"]["args"]["kernel"] == 2
+    assert graph.nodes["1"].args["out"] == 5 and graph.nodes["2"].args["kernel"] == 2
 
 
 def test_in_channels_works_inside_a_template_argument(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [3, 8, 8]\nblocks:\n  squeeze: {params: {c: int}, conv: {out: $c, kernel: 1}}\n"
                      "body:\n  - conv: {out: 12, kernel: 1}\n  - squeeze: {c: \"${in.channels // 4}\"}\n")
-    assert graph.nodes["1"]["args"]["out"] == 3
+    assert graph.nodes["1"].args["out"] == 3
 
 
 def test_template_defaults_may_use_earlier_arguments(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nblocks:\n  mlp:\n    params: {n: int, hidden: {type: int, default: \"${n * 4}\"}}\n"
                      "    seq: [linear: {out: $hidden}, linear: {out: $n}]\nbody:\n  - mlp: {n: 2}\n")
-    assert graph.nodes["0.0"]["args"]["out"] == 8
+    assert graph.nodes["0.0"].args["out"] == 8
 
 
 # ── lint ──────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -268,7 +269,7 @@ def test_lint_is_quiet_on_every_shipped_network():
 
 def test_lint_finds_a_cycle_in_a_transformed_graph(tmp_path):
     graph = graph_of(tmp_path, HEAD + "input: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n  - {name: b, relu: {}}\n")
-    graph.add_edge("b", "a", index=1)
+    graph.graph.add_edge("b", "a")
     assert lint(graph)[0].message.startswith("the graph has a cycle")
 
 

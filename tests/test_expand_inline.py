@@ -10,7 +10,7 @@ import torch
 
 import netspec
 from netspec.errors import SpecErrors
-from netspec.ir import op_nodes
+
 
 
 def write(tmp_path, body: str, params: str = "{}") -> str:
@@ -26,8 +26,8 @@ def write(tmp_path, body: str, params: str = "{}") -> str:
 
 
 def ops(path: str, **params) -> dict[str, str]:
-    shaped = netspec.shaped_graph(path, params)
-    return {node: shaped.nodes[node]["op"] for node in op_nodes(shaped)}
+    shaped = netspec.shaped_network(path, params)
+    return {node: shaped.nodes[node].op for node in (n.name for n in shaped.op_nodes())}
 
 
 def test_items_of_inline_seqs_are_numbered_on_in_the_enclosing_seq(tmp_path):
@@ -71,8 +71,8 @@ def test_the_loop_variables_of_nested_inline_repeats_reach_the_items(tmp_path):
             - {repeat: "${s + 1}", inline: true, seq: [conv: {out: "${8 * (s + 1)}", kernel: 1}]}
             - maxpool: {kernel: 2}
         """)
-    shaped = netspec.shaped_graph(path)
-    assert [(n, shaped.nodes[n]["shape"][0]) for n in op_nodes(shaped)] == [
+    shaped = netspec.shaped_network(path)
+    assert [(n, shaped.facts[n].shape[0]) for n in shaped.nodes if shaped.nodes[n].is_op] == [
         ("0", 8), ("1", 8), ("2", 16), ("3", 16), ("4", 16)]
 
 
@@ -106,6 +106,6 @@ def test_the_compiled_state_dict_keys_are_flat(tmp_path):
 ])
 def test_misuses_of_inline_are_located_errors(tmp_path, item, message):
     with pytest.raises(SpecErrors) as caught:
-        netspec.shaped_graph(write(tmp_path, item))
+        netspec.shaped_network(write(tmp_path, item))
     assert message in str(caught.value)
     assert caught.value.errors[0].mark.line == 6

@@ -1,4 +1,4 @@
-"""Fuzzing the front end: whatever a file holds, `netspec.pipeline.shaped_graph` either succeeds or raises
+"""Fuzzing the front end: whatever a file holds, `netspec.pipeline.shaped_network` either succeeds or raises
 `netspec.SpecErrors` whose errors render as `file:line:col: error: …` — never any other exception.
 
 Inputs (hypothesis):
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors, render
 from netspec.ops import OPS
-from netspec.pipeline import shaped_graph
+from netspec.pipeline import shaped_network
 
 from conftest import SPECS
 
@@ -69,7 +69,7 @@ def check(folder: Path, text: str, library: tuple[str, str] | None = None, overr
         (folder / "blocks" / name).write_text(library[1] if library and library[0] == name else shipped,
                                               encoding="utf-8")
     try:
-        shaped_graph(spec, overrides)
+        shaped_network(spec, overrides)
         return "ok"
     except SpecErrors as err:
         for error in err.errors:   # errors must also be printable as the CLI prints them

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netspec.errors import SpecErrors
-from netspec.pipeline import shaped_graph
+from netspec.pipeline import shaped_network
 from netspec.frontend.imports import load_all
 
 from conftest import REPO, run_cli
@@ -68,7 +68,7 @@ def test_a_tag_in_an_imported_library_or_in_set_is_refused_too(tmp_path, sentine
     (tmp_path / "lib.yaml").write_text(f'netspec: 1\nblocks:\n  b: !!python/object/apply:os.system ["touch {sentinel}"]\n')
     (tmp_path / "net.yaml").write_text(HEADER + "imports: [lib.yaml]\nbody: [relu]\n")
     with pytest.raises(SpecErrors) as caught:
-        shaped_graph(tmp_path / "net.yaml")
+        shaped_network(tmp_path / "net.yaml")
     assert caught.value.errors[0].mark.file.endswith("lib.yaml") and "is not allowed" in caught.value.errors[0].message
     run = run_cli("validate", "lenet", "--set", f'num_classes=!!python/object/apply:os.system ["touch {sentinel}"]')
     assert run.code == 2 and run.stderr.startswith("netspec: error: --set num_classes: cannot read the value")
@@ -110,7 +110,7 @@ def test_no_expression_can_import_call_or_reach_python_objects(tmp_path, sentine
         spec = tmp_path / f"{where}_{index}.yaml"
         spec.write_text(f"netspec: 1\nname: payload\n{body}")
         with pytest.raises(SpecErrors) as caught:
-            shaped_graph(spec)
+            shaped_network(spec)
         first = caught.value.errors[0]
         assert first.mark.file == str(spec) or first.mark.file.endswith(spec.name), (payload, first.first_line())
         assert first.mark.line >= 3, (payload, first.first_line())

@@ -17,7 +17,7 @@ from torch import fx
 
 import netspec
 from netspec.errors import SpecErrors
-from netspec.ir import INPUT, OUTPUT, inputs_of, op_nodes
+from netspec.ir import INPUT, OUTPUT
 from netspec.ops import OPS, ShapeError, defaults
 from netspec.passes.shapes import infer
 from netspec.ops.torch_ops import merge_call
@@ -46,10 +46,10 @@ def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
     the calls of its `merge_call` layout (one `cat` of a list; a chain of `add`s, the last one its result)."""
     calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output"))
     found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
-    for node in op_nodes(shaped):
-        op = shaped.nodes[node]["op"]
+    for node in (n.name for n in shaped.op_nodes()):
+        op = shaped.nodes[node].op
         if op in ("concat", "add"):
-            count = 1 if merge_call(op).layout == "list_dim" else len(inputs_of(shaped, node)) - 1
+            count = 1 if merge_call(op).layout == "list_dim" else len(list(shaped.nodes[node].inputs)) - 1
             for _ in range(count):
                 found[node] = next(calls)
         else:
@@ -62,53 +62,53 @@ def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
 @pytest.fixture(scope="module", params=spec_params())
 def compiled(request):
     """(shaped graph, the compiled model on the meta device, shapes PyTorch computed per fx node)."""
-    shaped = netspec.shaped_graph(request.param)
+    shaped = netspec.shaped_network(request.param)
     with torch.device("meta"):
         module = netspec.load(request.param)
     recorder = ShapeRecorder(module)
-    out = recorder.run(torch.empty(2, *shaped.graph["input_shape"], device="meta"))
+    out = recorder.run(torch.empty(2, *shaped.network.input_shape, device="meta"))
     return shaped, module, recorder.shapes, tuple(out.shape)
 
 
 def test_the_inferred_shape_of_every_node_is_the_shape_pytorch_computes(compiled):
     shaped, module, observed, _ = compiled
     by_node = fx_node_of(module, shaped)
-    mismatches = {node: (observed[by_node[node]], shaped.nodes[node]["shape"]) for node in op_nodes(shaped)
-                  if observed[by_node[node]] != shaped.nodes[node]["shape"]}
+    mismatches = {node: (observed[by_node[node]], shaped.facts[node].shape) for node in (n.name for n in shaped.op_nodes())
+                  if observed[by_node[node]] != shaped.facts[node].shape}
     assert mismatches == {}, "node: (PyTorch, inferred)"
 
 
 def test_the_output_shape_is_the_inferred_one_with_the_batch(compiled):
     shaped, _, _, out = compiled
-    assert out == (2, *shaped.graph["output_shape"]) == (2, *shaped.nodes[OUTPUT]["shape"])
+    assert out == (2, *shaped.output_shape) == (2, *shaped.facts[OUTPUT].shape)
 
 
 def test_the_inferred_parameter_count_is_what_pytorch_allocates(compiled):
     shaped, module, _, _ = compiled
-    assert sum(p.numel() for p in module.parameters()) == shaped.graph["total_params"]
+    assert sum(p.numel() for p in module.parameters()) == shaped.param_count
 
 
 def test_each_nodes_parameter_count_is_its_modules(compiled):
     shaped, module, _, _ = compiled
     modules = dict(module.named_modules())
-    for node in op_nodes(shaped):
+    for node in (n.name for n in shaped.op_nodes()):
         own = sum(p.numel() for p in modules[node].parameters()) if node in modules else 0
-        assert own == shaped.nodes[node]["params"], node
+        assert own == shaped.facts[node].param_count, node
 
 
 def test_the_googlenet_total_is_the_reference():
-    assert netspec.shaped_graph(SPECS / "googlenet.yaml").graph["total_params"] == 5_977_530
+    assert netspec.shaped_network(SPECS / "googlenet.yaml").param_count == 5_977_530
 
 
 def test_the_recorder_would_notice_a_wrong_shape():
     """The comparison can fail: a graph whose annotation is off by one is caught."""
-    shaped = netspec.shaped_graph(SPECS / "lenet.yaml")
+    shaped = netspec.shaped_network(SPECS / "lenet.yaml")
     with torch.device("meta"):
         module = netspec.load(SPECS / "lenet.yaml")
     recorder = ShapeRecorder(module)
     recorder.run(torch.empty(1, 1, 28, 28, device="meta"))
-    shaped.nodes["0"]["shape"] = (6, 27, 28)
-    assert recorder.shapes[fx_node_of(module, shaped)["0"]] != shaped.nodes["0"]["shape"]
+    observed = recorder.shapes[fx_node_of(module, shaped)["0"]]
+    assert observed == shaped.facts["0"].shape and observed != (6, 27, 28)
 
 
 # ── the rules against PyTorch, on random arguments ────────────────────────────────────────────────────────────
@@ -240,13 +240,13 @@ def test_the_upsample_rule_matches_pytorch_and_refuses_where_pytorch_does(c, h, 
 def shaped_text(tmp_path, text: str):
     path = tmp_path / "net.yaml"
     path.write_text("netspec: 1\nname: net\n" + text)
-    return netspec.shaped_graph(path)
+    return netspec.shaped_network(path)
 
 
 def test_concat_adds_channels_and_add_keeps_the_shape(tmp_path):
     shaped = shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n  - name: c\n    concat: [[conv: {out: 2, kernel: 1}], []]\n"
                                    "  - name: a\n    add: [[conv: {out: 6, kernel: 3, padding: 1}], []]\n")
-    assert shaped.nodes["c.concat"]["shape"] == (6, 6, 6) and shaped.nodes["a.add"]["shape"] == (6, 6, 6)
+    assert shaped.facts["c.concat"].shape == (6, 6, 6) and shaped.facts["a.add"].shape == (6, 6, 6)
 
 
 def test_every_independent_shape_error_is_reported_and_later_nodes_are_not_blamed(tmp_path):
@@ -259,19 +259,19 @@ def test_every_independent_shape_error_is_reported_and_later_nodes_are_not_blame
 
 def test_params_and_macs_of_a_conv_are_counted_per_group(tmp_path):
     shaped = shaped_text(tmp_path, "input: [4, 6, 6]\nbody:\n  - conv: {out: 8, kernel: 3, groups: 2, padding: 1}\n")
-    assert shaped.nodes["0"]["params"] == 8 * 2 * 9 + 8
-    assert shaped.nodes["0"]["macs"] == 8 * 6 * 6 * 2 * 9
+    assert shaped.facts["0"].param_count == 8 * 2 * 9 + 8
+    assert shaped.facts["0"].macs == 8 * 6 * 6 * 2 * 9
 
 
 def test_params_and_macs_of_a_transposed_conv_count_every_input_pixel_times_the_kernel(tmp_path):
     shaped = shaped_text(tmp_path, "input: [4, 5, 6]\nbody:\n  - conv_transpose: {out: 6, kernel: 3, stride: 2, "
                                    "groups: 2}\n  - upsample: {scale: 2, mode: bilinear}\n")
-    assert shaped.nodes["0"]["shape"] == (6, 11, 13)             # (5−1)·2 + (3−1) + 1, (6−1)·2 + (3−1) + 1
-    assert shaped.nodes["0"]["params"] == 4 * 3 * 9 + 6          # weight (in 4, out/groups 3, 3, 3) + bias
+    assert shaped.facts["0"].shape == (6, 11, 13)             # (5−1)·2 + (3−1) + 1, (6−1)·2 + (3−1) + 1
+    assert shaped.facts["0"].param_count == 4 * 3 * 9 + 6          # weight (in 4, out/groups 3, 3, 3) + bias
     # 5·6 input pixels × 4 input channels, each multiplied by its group's 3 output channels × 3·3 kernel taps;
     # a conv's formula (out·H'·W' · in/groups · kh·kw = 6·11·13·2·9 = 15,444) would count the output pixels.
-    assert shaped.nodes["0"]["macs"] == 5 * 6 * 4 * 3 * 9 == 3240
-    assert (shaped.nodes["1"]["shape"], shaped.nodes["1"]["params"], shaped.nodes["1"]["macs"]) == ((6, 22, 26), 0, 0)
+    assert shaped.facts["0"].macs == 5 * 6 * 4 * 3 * 9 == 3240
+    assert (shaped.facts["1"].shape, shaped.facts["1"].param_count, shaped.facts["1"].macs) == ((6, 22, 26), 0, 0)
 
 
 def test_transposed_conv_macs_are_half_of_torchs_flop_counter():
@@ -286,10 +286,11 @@ def test_transposed_conv_macs_are_half_of_torchs_flop_counter():
     assert 2 * OPS["conv_transpose"].macs(args, [(4, 5, 7)], out_shape) == counter.get_total_flops()
 
 
-def test_inference_annotates_a_copy_and_leaves_the_graph_alone():
+def test_inference_adds_facts_beside_the_network_it_was_given():
     from netspec.passes.expand import expand
     from netspec.pipeline import load_spec
 
-    graph = expand(load_spec(SPECS / "lenet.yaml"))
-    shaped = infer(graph)
-    assert "shape" in shaped.nodes["0"] and "shape" not in graph.nodes["0"]
+    network = expand(load_spec(SPECS / "lenet.yaml"))
+    shaped = infer(network)
+    assert shaped.network is network and set(shaped.facts) == set(network.nodes)
+    assert shaped.facts["0"].shape == (6, 28, 28) and not hasattr(network.nodes["0"], "shape")

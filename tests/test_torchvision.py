@@ -77,11 +77,11 @@ def test_every_reference_model_has_a_spec_and_nothing_else_sits_in_imagenet():
 @pytest.mark.parametrize("name", REFERENCE)
 def test_each_spec_has_torchvisions_published_params_and_macs(name):
     params, macs = REFERENCE[name]
-    shaped = netspec.shaped_graph(IMAGENET / f"{name}.yaml")
-    assert shaped.graph["total_params"] == params
-    assert f"{shaped.graph['total_macs'] / 1e9:.3f}G" == macs
-    assert list(shaped.graph["output_shape"]) == [1000]
-    assert shaped.graph["input_shape"] == (3, 224, 224)
+    shaped = netspec.shaped_network(IMAGENET / f"{name}.yaml")
+    assert shaped.param_count == params
+    assert f"{shaped.macs / 1e9:.3f}G" == macs
+    assert list(shaped.output_shape) == [1000]
+    assert shaped.network.input_shape == (3, 224, 224)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -99,7 +99,7 @@ def test_inferred_macs_equal_half_the_flops_pytorchs_flop_counter_counts(name):
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(torch.empty(1, 3, 224, 224, device="meta"))
-    assert counter.get_total_flops() == 2 * netspec.shaped_graph(IMAGENET / f"{name}.yaml").graph["total_macs"]
+    assert counter.get_total_flops() == 2 * netspec.shaped_network(IMAGENET / f"{name}.yaml").macs
 
 
 def test_netspec_list_shows_vgg11_and_vgg11_bn_with_the_depth_and_batch_norm_params(capsys):
@@ -112,7 +112,7 @@ def test_netspec_list_shows_vgg11_and_vgg11_bn_with_the_depth_and_batch_norm_par
 
 def test_an_unknown_vgg_depth_is_a_located_error_that_names_the_choices():
     with pytest.raises(SpecErrors) as caught:
-        netspec.shaped_graph(IMAGENET / "vgg11.yaml", {"depth": 12})
+        netspec.shaped_network(IMAGENET / "vgg11.yaml", {"depth": 12})
     error = caught.value.errors[0]
     assert error.mark.file.endswith("vgg11.yaml") and "11, 13, 16 or 19" in str(caught.value)
 
@@ -193,7 +193,7 @@ def test_torchvisions_own_parameter_counts_are_the_reference_table(tv_models):
 
 @pytest.mark.parametrize("name", REFERENCE)
 def test_docs_zoo_lists_each_spec_with_its_params_and_exact_macs(name):
-    shaped = netspec.shaped_graph(IMAGENET / f"{name}.yaml")
+    shaped = netspec.shaped_network(IMAGENET / f"{name}.yaml")
     row = next(line for line in (IMAGENET.parents[1] / "docs" / "zoo.md").read_text().splitlines()
                if line.startswith(f"| `imagenet/{name}` |"))
-    assert f"{shaped.graph['total_params']:,}" in row and f"{shaped.graph['total_macs']:,}" in row
+    assert f"{shaped.param_count:,}" in row and f"{shaped.macs:,}" in row

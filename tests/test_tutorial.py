@@ -12,7 +12,7 @@ from torch import nn
 
 import netspec
 from netspec.cli import main as cli_main
-from netspec.ir import inputs_of, op_nodes
+
 from oracle import meta_model, one_torch_thread, shape_mismatches  # noqa: F401 (an autouse fixture)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -23,7 +23,7 @@ STAGES = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2], [6, 64, 2, 2], [6, 96, 1,
 
 @pytest.fixture(scope="module")
 def shaped():
-    return netspec.shaped_graph(SPEC)
+    return netspec.shaped_network(SPEC)
 
 
 def test_the_tutorial_shows_its_final_files_verbatim():
@@ -40,12 +40,12 @@ def test_netspec_summary_prints_the_tutorial_network(capsys):
 
 
 def test_every_depthwise_conv_has_one_group_per_channel(shaped):
-    depthwise = [n for n in op_nodes(shaped) if n.endswith(".depthwise.0")]
+    depthwise = [n for n in shaped.nodes if shaped.nodes[n].is_op if n.endswith(".depthwise.0")]
     assert len(depthwise) == sum(n for _, _, n, _ in STAGES)
     for node in depthwise:
-        channels = shaped.nodes[node]["in_shapes"][0][0]
-        assert shaped.nodes[node]["args"]["groups"] == channels == shaped.nodes[node]["shape"][0]
-        assert shaped.nodes[node]["params"] == channels * 9        # one 3×3 filter per channel, no bias
+        channels = shaped.facts[node].in_shapes[0][0]
+        assert shaped.nodes[node].args["groups"] == channels == shaped.facts[node].shape[0]
+        assert shaped.facts[node].param_count == channels * 9        # one 3×3 filter per channel, no bias
 
 
 def test_blocks_expand_by_t_except_when_t_is_1(shaped):
@@ -53,9 +53,9 @@ def test_blocks_expand_by_t_except_when_t_is_1(shaped):
         for i in range(n):
             block = f"stages.{s}.{i}"
             expand = f"{block}.expand.0"
-            assert (expand in shaped) == (t != 1)
+            assert (expand in shaped.nodes) == (t != 1)
             if t != 1:
-                assert shaped.nodes[expand]["shape"][0] == t * shaped.nodes[expand]["in_shapes"][0][0]
+                assert shaped.facts[expand].shape[0] == t * shaped.facts[expand].in_shapes[0][0]
 
 
 def test_the_projection_is_linear_and_the_shortcut_is_added_exactly_when_shapes_allow(shaped):
@@ -67,19 +67,19 @@ def test_the_projection_is_linear_and_the_shortcut_is_added_exactly_when_shapes_
             if (stride if i == 0 else 1) == 1 and channels == c:
                 expected.add(block)
             channels = c
-            assert [shaped.nodes[m]["op"] for m in op_nodes(shaped) if m.startswith(f"{block}.project.")] == \
+            assert [shaped.nodes[m].op for m in shaped.nodes if shaped.nodes[m].is_op if m.startswith(f"{block}.project.")] == \
                 ["conv", "batchnorm"]
-    for node in op_nodes(shaped):
-        if shaped.nodes[node]["op"] == "add":
+    for node in (n.name for n in shaped.op_nodes()):
+        if shaped.nodes[node].op == "add":
             block = node.rsplit(".shortcut.", 1)[0]
             adds.add(block)
-            assert inputs_of(shaped, node) == [f"{block}.project.1", _block_input(shaped, block)]
+            assert list(shaped.nodes[node].inputs) == [f"{block}.project.1", _block_input(shaped, block)]
     assert adds == expected == {"stages.1.1", "stages.2.1", "stages.3.1"}
 
 
 def _block_input(shaped, block: str) -> str:
-    first = next(n for n in op_nodes(shaped) if n.startswith(block + "."))
-    return inputs_of(shaped, first)[0]
+    first = next(n for n in shaped.nodes if shaped.nodes[n].is_op if n.startswith(block + "."))
+    return shaped.nodes[first].inputs[0]
 
 
 def test_a_meta_forward_gives_every_node_the_inferred_shape(shaped):

@@ -301,7 +301,7 @@ def test_a_keyword_the_fast_check_lacks_sends_every_document_to_jsonschema(schem
 
 
 def test_a_valid_spec_is_validated_without_importing_jsonschema():
-    code = ("import sys, netspec.pipeline as p; p.shaped_graph('googlenet'); "
+    code = ("import sys, netspec.pipeline as p; p.shaped_network('googlenet'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'torch')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import torch
 
 import netspec
 from netspec.cli import main as cli_main
-from netspec.ir import inputs_of, op_nodes
+
 from netspec.passes.shapes import format_count
 from netspec.frontend.yaml_source import MDict, read_document
 from oracle import meta_model, one_torch_thread, shape_mismatches  # noqa: F401 (an autouse fixture)
@@ -55,19 +55,19 @@ def test_every_course_network_of_the_reference_has_a_spec():
 def test_every_spec_states_its_parameter_count_and_output_and_meets_them(path):
     expect = read_document(path).data.get("expect") or {}
     assert {"params", "output"} <= set(expect), "every zoo spec pins its parameter count and output shape"
-    shaped = netspec.shaped_graph(path)                  # raises SpecErrors when an expectation fails
-    assert shaped.graph["total_params"] == expect["params"]
-    assert list(shaped.graph["output_shape"]) == list(expect["output"])
+    shaped = netspec.shaped_network(path)                  # raises SpecErrors when an expectation fails
+    assert shaped.param_count == expect["params"]
+    assert list(shaped.output_shape) == list(expect["output"])
 
 
 @pytest.mark.parametrize("name", COURSE)
 def test_the_course_specs_have_the_reference_parameter_counts_and_macs(name):
     params, macs, size, _, _ = COURSE[name]
-    shaped = netspec.shaped_graph(ROOT / f"{name}.yaml")
-    assert shaped.graph["total_params"] == params
-    assert printed(shaped.graph["total_macs"], macs) == macs
-    assert shaped.graph["input_shape"] == (1, size, size)
-    assert shaped.graph["output_shape"] == (10,)
+    shaped = netspec.shaped_network(ROOT / f"{name}.yaml")
+    assert shaped.param_count == params
+    assert printed(shaped.macs, macs) == macs
+    assert shaped.network.input_shape == (1, size, size)
+    assert shaped.output_shape == (10,)
 
 
 @pytest.mark.parametrize("name", COURSE)
@@ -122,20 +122,20 @@ def test_netspec_list_names_every_spec_and_its_params(capsys):
 
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_a_meta_forward_gives_every_node_the_inferred_shape(path):
-    shaped = netspec.shaped_graph(path)
+    shaped = netspec.shaped_network(path)
     wrong = shape_mismatches(meta_model(path), shaped)
     assert not wrong, f"(PyTorch, inferred) shapes differ: {wrong}"
 
 
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_inferred_parameters_equal_the_compiled_models_parameters_node_by_node(path):
-    shaped = netspec.shaped_graph(path)
+    shaped = netspec.shaped_network(path)
     model = meta_model(path)
-    assert sum(p.numel() for p in model.parameters()) == shaped.graph["total_params"]
+    assert sum(p.numel() for p in model.parameters()) == shaped.param_count
     modules = dict(model.named_modules())
-    for node in op_nodes(shaped):
+    for node in (n.name for n in shaped.op_nodes()):
         own = sum(p.numel() for p in modules[node].parameters()) if node in modules else 0
-        assert own == shaped.nodes[node]["params"], node
+        assert own == shaped.facts[node].param_count, node
 
 
 @pytest.mark.parametrize("path", COURSE_SPECS, ids=spec_id)
@@ -145,22 +145,22 @@ def test_a_real_forward_on_a_batch_of_two_gives_one_score_per_class(path):
     x = torch.rand(2, *model.netspec_input_shape)           # the course's input size: 224 for AlexNet/VGG/NiN
     with torch.no_grad():
         y = model(x)
-    assert tuple(y.shape) == (2, *netspec.shaped_graph(path).graph["output_shape"])
+    assert tuple(y.shape) == (2, *netspec.shaped_network(path).output_shape)
     assert torch.isfinite(y).all() and not torch.equal(y[0], y[1])
 
 
 # ── variants ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 def test_vgg11_at_ratio_1_is_the_full_vgg11_and_matches_torchvisions_count_at_imagenet_size():
-    assert netspec.shaped_graph("vgg11", {"ratio": 1}).graph["total_params"] == 128_806_154
-    full = netspec.shaped_graph("vgg11", {"ratio": 1, "in_channels": 3, "num_classes": 1000})
-    assert full.graph["total_params"] == 132_863_336          # torchvision's vgg11, REFERENCE.md §4
-    assert printed(full.graph["total_macs"], "7.609G") == "7.609G"
+    assert netspec.shaped_network("vgg11", {"ratio": 1}).param_count == 128_806_154
+    full = netspec.shaped_network("vgg11", {"ratio": 1, "in_channels": 3, "num_classes": 1000})
+    assert full.param_count == 132_863_336          # torchvision's vgg11, REFERENCE.md §4
+    assert printed(full.macs, "7.609G") == "7.609G"
 
 
 def test_expect_holds_only_for_the_spec_as_written_so_overrides_may_change_the_network():
-    assert netspec.shaped_graph("googlenet", {"num_classes": 100}).graph["output_shape"] == (100,)
-    assert netspec.shaped_graph("vgg11", {"ratio": 4}).graph["total_params"] == 43_093_322  # the default: checked
+    assert netspec.shaped_network("googlenet", {"num_classes": 100}).output_shape == (100,)
+    assert netspec.shaped_network("vgg11", {"ratio": 4}).param_count == 43_093_322  # the default: checked
 
 
 def test_bn_lenet_with_formula_batchnorm_has_the_same_parameters_and_trains():
@@ -180,19 +180,19 @@ def test_bn_lenet_with_formula_batchnorm_has_the_same_parameters_and_trains():
 
 
 def test_densenet_transitions_halve_the_channels_they_receive():
-    shaped = netspec.shaped_graph("densenet")
-    transitions = [n for n in shaped.graph["scopes"] if n.endswith(".transition")]
+    shaped = netspec.shaped_network("densenet")
+    transitions = [n for n in shaped.network.scopes if n.endswith(".transition")]
     assert len(transitions) == 3                                # none after the last dense block
-    channels = [shaped.nodes[inputs_of(shaped, f"{t}.0")[0]]["shape"][0] for t in transitions]
+    channels = [shaped.facts[shaped.nodes[f"{t}.0"].inputs[0]].shape[0] for t in transitions]
     assert channels == [192, 224, 240]
-    assert [shaped.nodes[f"{t}.3"]["shape"][0] for t in transitions] == [96, 112, 120]
+    assert [shaped.facts[f"{t}.3"].shape[0] for t in transitions] == [96, 112, 120]
 
 
 def test_resnet18_projects_the_shortcut_exactly_where_the_resolution_changes():
-    shaped = netspec.shaped_graph("resnet18")
-    projections = sorted(n.rsplit(".", 1)[0] for n in op_nodes(shaped) if n.endswith(".conv3"))
+    shaped = netspec.shaped_network("resnet18")
+    projections = sorted(n.rsplit(".", 1)[0] for n in shaped.nodes if shaped.nodes[n].is_op if n.endswith(".conv3"))
     assert projections == ["b3.0", "b4.0", "b5.0"]
-    assert all(shaped.nodes[f"{p}.conv3"]["args"]["stride"] == 2 for p in projections)
+    assert all(shaped.nodes[f"{p}.conv3"].args["stride"] == 2 for p in projections)
 
 
 # ── docs/zoo.md ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -215,9 +215,9 @@ def test_docs_zoo_lists_every_course_spec_with_its_measured_params_and_macs(path
             continue
         overrides = dict(pair.split("=") for pair in label.replace("`", "").split("--set")[1:]) if "--set" in label \
             else {}
-        shaped = netspec.shaped_graph(path, {k.strip(): v.strip() for k, v in overrides.items()})
-        assert row[1] == "×".join(map(str, shaped.graph["input_shape"]))
-        assert row[2] == f"{shaped.graph['total_params']:,}"
-        assert row[3] == format_count(shaped.graph["total_macs"])
+        shaped = netspec.shaped_network(path, {k.strip(): v.strip() for k, v in overrides.items()})
+        assert row[1] == "×".join(map(str, shaped.network.input_shape))
+        assert row[2] == f"{shaped.param_count:,}"
+        assert row[3] == format_count(shaped.macs)
         if name in COURSE:
             assert row[4].replace(" ", "") == COURSE[name][1]

@@ -1,4 +1,4 @@
-"""ShapedGraph → torch.fx GraphModule, or standalone PyTorch source with the same state_dict keys.
+"""ShapedNetwork → torch.fx GraphModule (`backends/pysource.py` writes the same network as standalone source).
 
 Submodules sit at the graph's dotted names (`b3.0.1.2`), created in node order, so `state_dict` keys are the
 spec's names.  Merge ops (concat, add) are call_function nodes; everything else is a call_module node.  No Lazy
@@ -12,12 +12,11 @@ import re
 from contextlib import contextmanager
 from dataclasses import replace
 
-import networkx as nx
 import torch
 from torch import fx, nn
 
-from netspec.ir import INPUT, OUTPUT, inputs_of, op_nodes
-from netspec.ops.torch_ops import ModuleSpec, emit_merge, extra_sources, module_spec
+from netspec.ir import INPUT, OUTPUT, ShapedNetwork
+from netspec.ops.torch_ops import ModuleSpec, emit_merge, module_spec
 
 
 def class_name(spec_name: str) -> str:
@@ -26,16 +25,15 @@ def class_name(spec_name: str) -> str:
     return name if name and not name[0].isdigit() else f"Net{name}"
 
 
-def module_specs(shaped: nx.DiGraph) -> dict[str, ModuleSpec]:
+def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
     """The module of every op node that has one, by dotted name, in node order."""
     specs = {}
-    for node in op_nodes(shaped):
-        attrs = shaped.nodes[node]
-        spec = module_spec(attrs["op"], attrs["args"], attrs["in_shapes"])
-        if spec is not None and attrs["op"] == "relu" and can_overwrite_input(shaped, node):
+    for node in shaped.op_nodes():
+        spec = module_spec(node.op, node.args, shaped.facts[node.name].in_shapes)
+        if spec is not None and node.op == "relu" and can_overwrite_input(shaped, node.name):
             spec = replace(spec, kwargs=(("inplace", True),))
         if spec is not None:
-            specs[node] = spec
+            specs[node.name] = spec
     return specs
 
 
@@ -46,28 +44,29 @@ def module_specs(shaped: nx.DiGraph) -> dict[str, ModuleSpec]:
 FRESH_OUTPUT_OPS = frozenset({"conv", "conv_transpose", "linear", "add", "concat", "maxpool", "avgpool"})
 
 
-def can_overwrite_input(shaped: nx.DiGraph, node: str) -> bool:
+def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
     """Whether `node` (a one-input op) may work in place: its input comes from a FRESH_OUTPUT_OPS op (or a torch
     BatchNorm) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
     (`nn.ReLU(inplace=True)`); it saves one activation buffer per ReLU and measurably speeds up CPU training
     and inference (docs/benchmarks.md).  Anything wrong here would not pass silently: autograd refuses to
     backpropagate through a tensor that was modified after it was saved."""
-    (source,) = inputs_of(shaped, node)
-    producer = shaped.nodes[source]
-    fresh = producer["op"] in FRESH_OUTPUT_OPS or (producer["op"] == "batchnorm" and producer["args"]["impl"] == "torch")
-    return fresh and shaped.out_degree(source) == 1
+    network = shaped.network
+    (source,) = network.nodes[node].inputs
+    producer = network.nodes[source]
+    fresh = producer.op in FRESH_OUTPUT_OPS or (producer.op == "batchnorm" and producer.args["impl"] == "torch")
+    return fresh and network.graph.out_degree(source) == 1
 
 
-def build_fx_graph(shaped: nx.DiGraph, specs: dict[str, ModuleSpec]) -> fx.Graph:
+def build_fx_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec]) -> fx.Graph:
     graph = fx.Graph()
     values: dict[str, fx.Node] = {INPUT: graph.placeholder("x")}
-    for node in op_nodes(shaped):
-        args = [values[src] for src in inputs_of(shaped, node)]
-        if node in specs:
-            values[node] = graph.call_module(node, tuple(args))
+    for node in shaped.op_nodes():
+        args = [values[src] for src in node.inputs]
+        if node.name in specs:
+            values[node.name] = graph.call_module(node.name, tuple(args))
         else:
-            values[node] = emit_merge(graph, shaped.nodes[node]["op"], args)
-    graph.output(values[inputs_of(shaped, OUTPUT)[0]])
+            values[node.name] = emit_merge(graph, node.op, args)
+    graph.output(values[shaped.network.nodes[OUTPUT].inputs[0]])
     return graph
 
 
@@ -101,57 +100,15 @@ def _gc_paused():
             gc.enable()
 
 
-def to_graph_module(shaped: nx.DiGraph) -> fx.GraphModule:
+def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
     specs = module_specs(shaped)
     with _gc_paused():
         # Modules go straight into the GraphModule, in node order (= state_dict order).  Handing fx a separate
         # root instead makes it copy every target into fresh containers: the same result, built twice.
-        module = fx.GraphModule(nn.Module(), fx.Graph(), class_name=class_name(shaped.graph["name"]))
+        module = fx.GraphModule(nn.Module(), fx.Graph(), class_name=class_name(shaped.name))
         containers: dict[str, nn.Module] = {"": module}
         for path, spec in specs.items():
             _install(containers, path, spec.build())
         module.graph = build_fx_graph(shaped, specs)  # the setter generates and compiles `forward`
-    module.netspec_input_shape = tuple(shaped.graph["input_shape"])
+    module.netspec_input_shape = tuple(shaped.network.input_shape)
     return module
-
-
-PUT_SOURCE = '''
-def _put(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Installs `module` at the dotted `path`, creating empty containers on the way (as netspec does)."""
-    *parents, last = path.split(".")
-    for part in parents:
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    root.add_module(last, module)
-'''
-
-
-def to_python_source(shaped: nx.DiGraph) -> str:
-    """A standalone module file: imports only torch; same submodule names, state_dict keys and forward."""
-    specs = module_specs(shaped)
-    graph = build_fx_graph(shaped, specs)
-    forward = graph.python_code(root_module="self").src.strip("\n")
-    name = class_name(shaped.graph["name"])
-    custom = {spec.cls for spec in specs.values() if not spec.cls.__module__.startswith("torch.")}
-    lines = [
-        f'"""{shaped.graph["name"]}: generated by netspec from {shaped.graph["file"]}; do not edit by hand.',
-        "",
-        f"Input: [batch, {', '.join(map(str, shaped.graph['input_shape']))}]; "
-        f"{shaped.graph['total_params']:,} parameters.",
-        '"""',
-        "",
-        "import torch",
-        "from torch import nn",
-        "",
-        extra_sources(sorted(custom, key=lambda c: c.__name__)).strip("\n"),
-        PUT_SOURCE.rstrip("\n"),
-        "",
-        "",
-        f"class {name}(nn.Module):",
-        "    def __init__(self):",
-        "        super().__init__()",
-    ]
-    lines += [f'        _put(self, "{path}", {spec.source()})' for path, spec in specs.items()]
-    lines += ["", "    " + forward.replace("\n", "\n    "), ""]
-    return re.sub(r"\n{4,}", "\n\n\n", "\n".join(lines)).replace(" \n", "\n")

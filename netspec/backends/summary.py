@@ -1,12 +1,10 @@
-"""ShapedGraph → a per-node table with block subtotals and totals (text or JSON).  Never imports torch."""
+"""ShapedNetwork → a per-node table with block subtotals and totals (text or JSON).  Never imports torch."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import networkx as nx
-
-from netspec.ir import OUTPUT, op_nodes, scopes_of
+from netspec.ir import ShapedNetwork
 from netspec.passes.shapes import format_count
 
 
@@ -34,37 +32,37 @@ class Summary:
         return asdict(self)
 
 
-def summarize(shaped: nx.DiGraph, depth: int | None = None) -> Summary:
+def summarize(shaped: ShapedNetwork, depth: int | None = None) -> Summary:
     """Rows in network order.  Scopes open a block row with their subtotal.  `depth` N opens N levels of
     scopes: scopes nested deeper are one row each, their insides left out (0: every top-level block is one row).
     `draw --depth N` draws exactly these rows."""
     rows: list[Row] = []
     blocks = _block_totals(shaped)
     opened: set[str] = set()
-    for node in op_nodes(shaped):
-        attrs = shaped.nodes[node]
-        scopes = scopes_of(shaped, node)
+    for node in shaped.op_nodes():
+        facts = shaped.facts[node.name]
+        scopes = shaped.network.scopes_of(node.name)
         for level, scope in enumerate(scopes):
             if depth is not None and level > depth:
                 break
             if scope.path not in opened:
                 opened.add(scope.path)
                 params, macs, last = blocks[scope.path]
-                rows.append(Row(scope.path, scope.template or scope.kind, shaped.nodes[last]["shape"], params, macs,
+                rows.append(Row(scope.path, scope.template or scope.kind, shaped.facts[last].shape, params, macs,
                                 level, True))
         if depth is None or len(scopes) <= depth:
-            rows.append(Row(node, attrs["op"], attrs["shape"], attrs["params"], attrs["macs"], len(scopes), False))
-    return Summary(shaped.graph["name"], tuple(shaped.graph["input_shape"]), tuple(shaped.nodes[OUTPUT]["shape"]),
-                   shaped.graph["total_params"], shaped.graph["total_macs"], tuple(rows))
+            rows.append(Row(node.name, node.op, facts.shape, facts.param_count, facts.macs, len(scopes), False))
+    return Summary(shaped.name, tuple(shaped.network.input_shape), tuple(shaped.output_shape), shaped.param_count,
+                   shaped.macs, tuple(rows))
 
 
-def _block_totals(shaped: nx.DiGraph) -> dict[str, tuple[int, int, str]]:
+def _block_totals(shaped: ShapedNetwork) -> dict[str, tuple[int, int, str]]:
     totals: dict[str, tuple[int, int, str]] = {}
-    for node in op_nodes(shaped):
-        attrs = shaped.nodes[node]
-        for scope in scopes_of(shaped, node):
-            params, macs, _ = totals.get(scope.path, (0, 0, node))
-            totals[scope.path] = (params + attrs["params"], macs + attrs["macs"], node)
+    for node in shaped.op_nodes():
+        facts = shaped.facts[node.name]
+        for scope in shaped.network.scopes_of(node.name):
+            params, macs, _ = totals.get(scope.path, (0, 0, node.name))
+            totals[scope.path] = (params + facts.param_count, macs + facts.macs, node.name)
     return totals
 
 

@@ -12,13 +12,13 @@ from netspec.errors import SpecErrors
 
 
 def cmd_validate(args) -> int:
-    from netspec.pipeline import shaped_graph
+    from netspec.pipeline import shaped_network
 
     errors = []
     for ref in args.specs:
         try:
-            graph = shaped_graph(ref, parse_overrides(args.set))
-            print(f"{ref}: ok — {graph.graph['total_params']:,} params, output {list(graph.graph['output_shape'])}")
+            shaped = shaped_network(ref, parse_overrides(args.set))
+            print(f"{ref}: ok — {shaped.param_count:,} params, output {list(shaped.output_shape)}")
         except SpecErrors as err:
             errors.extend(err.errors)
     if errors:
@@ -27,52 +27,52 @@ def cmd_validate(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from netspec.pipeline import shaped_graph
     from netspec.backends.summary import render_table, summarize
+    from netspec.pipeline import shaped_network
 
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
-    summary = summarize(shaped_graph(args.spec, parse_overrides(args.set)), args.depth)
+    summary = summarize(shaped_network(args.spec, parse_overrides(args.set)), args.depth)
     print(json.dumps(summary.to_json(), indent=2) if args.json else render_table(summary))
     return EXIT_OK
 
 
 def cmd_lint(args) -> int:
-    from netspec.errors import render as render_error
-    from netspec.ir import lint
-    from netspec.pipeline import shaped_graph
+    from netspec.errors import render
+    from netspec.passes.lint import lint
+    from netspec.pipeline import shaped_network
 
-    problems = [p for ref in args.specs for p in lint(shaped_graph(ref, parse_overrides(args.set)))]
+    problems = [p for ref in args.specs for p in lint(shaped_network(ref, parse_overrides(args.set)).network)]
     for problem in problems:
-        print(render_error(problem).replace(": error: ", ": warning: ", 1), file=sys.stderr)
+        print(render(problem), file=sys.stderr)
     print(f"{len(problems)} warning(s)" if problems else "no problems found", file=sys.stderr)
     return EXIT_USAGE if problems and args.strict else EXIT_OK
 
 
 def cmd_compile(args) -> int:
-    from netspec.pipeline import shaped_graph
+    from netspec.pipeline import shaped_network
 
-    graph = shaped_graph(args.spec, parse_overrides(args.set))
+    shaped = shaped_network(args.spec, parse_overrides(args.set))
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".py", ".pt"):
         raise UsageError(f"-o {out}: the suffix picks the format: .py (PyTorch source) or .pt (weights)")
     if out is not None and out.suffix == ".py":
-        from netspec.backends.fx import to_python_source
+        from netspec.backends.pysource import to_python_source
 
-        _write_text(out, to_python_source(graph))
+        _write_text(out, to_python_source(shaped))
     else:
         import torch
 
         from netspec.backends.fx import to_graph_module
 
-        module = to_graph_module(graph)
+        module = to_graph_module(shaped)
         if out is None:
             print(module.code.strip("\n"))
-            print(f"# {graph.graph['name']}: {graph.graph['total_params']:,} params", file=sys.stderr)
+            print(f"# {shaped.name}: {shaped.param_count:,} params", file=sys.stderr)
             return EXIT_OK
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(module.state_dict(), out)
-    print(f"wrote {out} ({graph.graph['total_params']:,} params)", file=sys.stderr)
+    print(f"wrote {out} ({shaped.param_count:,} params)", file=sys.stderr)
     return EXIT_OK
 
 

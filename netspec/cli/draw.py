@@ -45,10 +45,10 @@ def cmd_draw(args) -> int:
     overrides = parse_overrides(args.set)
 
     from netspec.backends.draw.dot import DotFailed, DotMissing, draw_graph, write_diagram
-    from netspec.pipeline import shaped_graph
+    from netspec.pipeline import shaped_network
 
     # The whole spec is checked before anything is written: an error never leaves a partial diagram.
-    digraph = draw_graph(shaped_graph(args.spec, overrides), args.depth, args.fold, args.rankdir, args.legend)
+    digraph = draw_graph(shaped_network(args.spec, overrides), args.depth, args.fold, args.rankdir, args.legend)
     if out is None:
         sys.stdout.write(digraph.source)
         return EXIT_OK

@@ -8,7 +8,7 @@ from netspec.errors import SpecErrors
 from netspec.frontend.imports import builtin_root
 from netspec.frontend.yaml_source import MDict, read_document
 from netspec.frontend.param_types import show
-from netspec.frontend.validate import _template_params
+from netspec.frontend.validate import param_defaults, template_params
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,12 @@ def catalog() -> tuple[list[Entry], list[Entry]]:
         if not isinstance(data, MDict):
             continue
         if "body" in data:
-            params = {k: (v.get("default") if isinstance(v, MDict) else v) for k, v in (data.get("params") or {}).items()}
+            params = param_defaults(data.get("params") or {})
             specs.append(Entry(name, first_line(data.get("doc")), params))
         for block, definition in (data.get("blocks") or {}).items():
             if not isinstance(definition, MDict):
                 continue
-            decls, _ = _template_params(definition.get("params") or MDict(definition.mark))
+            decls, _ = template_params(definition.get("params") or MDict(definition.mark))
             params = {k: show(p.type) + ("" if p.required else f" = {p.default}") for k, p in decls.items()}
             blocks.append(Entry(block, first_line(definition.get("doc")), params))
     return specs, sorted(blocks, key=lambda e: e.name)

@@ -46,7 +46,8 @@ class Spec:
     name: str
     doc: str
     file: str
-    params: Mapping[str, object]
+    params: Mapping[str, object]       # resolved: the defaults with the overrides applied
+    defaults: Mapping[str, object]     # as the spec declares them
     input: object
     body: MList
     expect: MDict | None
@@ -98,6 +99,7 @@ def validate(documents: list[Document], overrides: Mapping[str, object] | None =
         raise SpecErrors(_in_source_order(errors, documents))
     data = root.data
     return Spec(name=data["name"], doc=str(data.get("doc", "")), file=root.name, params=MappingProxyType(params),
+                defaults=MappingProxyType(param_defaults(data.get("params") or {})),
                 input=data["input"], body=data["body"], expect=data.get("expect"),
                 train=MappingProxyType(dict(data.get("train") or {})), templates=MappingProxyType(templates),
                 root=data)
@@ -309,7 +311,7 @@ def collect_templates(documents: list[Document]) -> tuple[dict[str, Template], l
             if not isinstance(definition, MDict):
                 continue
             decls = definition.get("params")
-            params, param_errors = _template_params(decls if isinstance(decls, MDict) else MDict(mark))
+            params, param_errors = template_params(decls if isinstance(decls, MDict) else MDict(mark))
             errors += param_errors
             # The body's mark is its first own key (`seq:`, `add:`), not `params:` above it.
             body = MDict(next((definition.key_marks[k] for k in definition if k not in ("doc", "params")),
@@ -323,7 +325,7 @@ def collect_templates(documents: list[Document]) -> tuple[dict[str, Template], l
     return templates, errors
 
 
-def _template_params(decls: MDict) -> tuple[dict[str, TParam], list[SpecError]]:
+def template_params(decls: MDict) -> tuple[dict[str, TParam], list[SpecError]]:
     params, errors = {}, []
     for name, decl in decls.items():
         mark = key_mark(decls, name)
@@ -448,6 +450,11 @@ def check_model(doc: Document) -> Iterator[SpecError]:
         if key not in present:
             yield SpecError(f"missing key `{key}`", data.mark, f"/{key}",
                             expected={"name": "`name: mynet`", "input": "`input: [channels, height, width]`"}[key])
+
+
+def param_defaults(decls: Mapping) -> dict[str, object]:
+    """Each network param's default: the value itself, or the `default` of a `{default, type, doc}` mapping."""
+    return {name: decl["default"] if isinstance(decl, MDict) else decl for name, decl in decls.items()}
 
 
 def resolve_params(doc: Document, overrides: Mapping[str, object]) -> tuple[dict[str, object], list[SpecError]]:

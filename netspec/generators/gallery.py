@@ -22,7 +22,8 @@ from netspec.backends.draw.folding import scope_tree
 from netspec.backends.draw.view import View, build_view
 from netspec.errors import SpecErrors
 from netspec.errors import render as render_error
-from netspec.pipeline import shaped_graph
+from netspec.ir import ShapedNetwork
+from netspec.pipeline import shaped_network
 
 MAX_RANKS = 55      # the longest input → output chain of boxes
 MAX_ITEMS = 100
@@ -44,7 +45,7 @@ def gallery_specs(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.yaml") if "blocks" not in p.relative_to(root).parts)
 
 
-def pick_depth(shaped: nx.DiGraph) -> int | None:
+def pick_depth(shaped: ShapedNetwork) -> int | None:
     """The full diagram if it fits, else the deepest depth that does (None: full depth)."""
     tree = scope_tree(shaped)
     deepest = max((len(chain) for chain in tree.chains.values()), default=0)
@@ -61,11 +62,11 @@ def fits(view: View) -> bool:
 
 
 def picture(spec: Path, root: Path, full: bool = False) -> Picture:
-    shaped = shaped_graph(spec)
+    shaped = shaped_network(spec)
     depth = None if full else pick_depth(shaped)
     relative = spec.relative_to(root).with_suffix("")
     return Picture(str(relative).replace("/", "-") + ("-full" if full else ""),
-                   f"{root.name}/{relative.as_posix()}.yaml", depth, shaped.graph["total_params"],
+                   f"{root.name}/{relative.as_posix()}.yaml", depth, shaped.param_count,
                    to_digraph(build_view(shaped, depth)).source)
 
 

@@ -12,12 +12,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
-import networkx as nx
-
 from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from netspec.passes.expr import MAX_NODES as MAX_EXPR_NODES
 from netspec.passes.expr import ExprError, InputShape, cost, evaluate, is_expression, names_used
-from netspec.ir import INPUT, OUTPUT, Scope, call_notes, inputs_of
+from netspec.ir import INPUT, OUTPUT, Expect, Network, Node, Scope, build_network, call_notes
 from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
 from netspec.passes.shapes import infer_node
 from netspec.frontend.yaml_source import MDict, MList, key_mark, mark_of
@@ -33,6 +31,17 @@ MAX_EVALUATION = 200_000       # expression nodes evaluated per network (each ex
                                # of a 200-node expression took 2 s; the most the zoo needs is 748 (resnet50)
 NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
 ERROR = "<error>"  # the output of an item that failed; items fed by it are checked but build nothing
+
+
+_NO_ARGS: Mapping[str, object] = MappingProxyType({})
+
+
+def expect_of(raw: MDict | None) -> Expect:
+    """The spec's `expect:` as typed facts, each with the mark of its value."""
+    if not raw:
+        return Expect()
+    return Expect(params=raw.get("params"), output=tuple(raw["output"]) if "output" in raw else None,
+                  macs=raw.get("macs"), marks=MappingProxyType({key: mark_of(raw, key) for key in raw}))
 
 
 def _inline(item) -> bool:
@@ -66,15 +75,15 @@ class _Ctx:
         return replace(self, path=path, frames=self.frames + (frame or _Frame(),))
 
 
-def expand(spec: Spec) -> nx.DiGraph:
+def expand(spec: Spec) -> Network:
     return _Expander(spec).run()
 
 
 class _Expander:
     def __init__(self, spec: Spec):
         self.spec = spec
-        self.graph = nx.DiGraph(name=spec.name, doc=spec.doc, file=spec.file, params=dict(spec.params),
-                                expect=spec.expect, train=dict(spec.train), scopes={})
+        self.nodes: dict[str, Node] = {}          # build order
+        self.scopes: dict[str, Scope] = {}
         self.errors: list[SpecError] = []
         self.paths: dict[str, Mark] = {}
         self.shapes: dict[str, tuple] = {}
@@ -83,13 +92,13 @@ class _Expander:
         self.evaluated = 0        # expression nodes evaluated so far (MAX_EVALUATION)
 
     # ── driver ────────────────────────────────────────────────────────────────────────────────────────────────
-    def run(self) -> nx.DiGraph:
+    def run(self) -> Network:
         root = self.spec.root
         ctx = _Ctx(env=MappingProxyType(dict(self.spec.params)), path=(), frames=(), block_input=INPUT)
         try:
             shape = self.input_shape(root, ctx)
-            self.graph.add_node(INPUT, op=INPUT, args=MappingProxyType({}), mark=key_mark(root, "input"))
-            self.graph.graph["input_shape"] = self.shapes[INPUT] = shape
+            self.nodes[INPUT] = Node(INPUT, INPUT, _NO_ARGS, (), key_mark(root, "input"))
+            self.shapes[INPUT] = shape
         except _Failed:
             raise SpecErrors(self.errors)
         try:
@@ -98,9 +107,12 @@ class _Expander:
             raise SpecErrors(self.errors) from None
         if self.errors:
             raise SpecErrors(_first_of_each(self.errors))
-        self.graph.add_node(OUTPUT, op=OUTPUT, args=MappingProxyType({}), mark=key_mark(root, "body"))
-        self.graph.add_edge(out, OUTPUT, index=0)
-        return self.graph
+        self.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, (out,), key_mark(root, "body"))
+        spec = self.spec
+        return build_network(list(self.nodes.values()), name=spec.name, doc=spec.doc, file=spec.file,
+                             params=MappingProxyType(dict(spec.params)), input_shape=self.shapes[INPUT],
+                             expect=expect_of(spec.expect), train=MappingProxyType(dict(spec.train)),
+                             scopes=MappingProxyType(self.scopes))
 
     def input_shape(self, root: MDict, ctx: _Ctx) -> tuple[int, ...]:
         raw = root["input"]
@@ -292,7 +304,7 @@ class _Expander:
         per_iteration = self.per_iteration(item, ctx, mark)
         base = path if path is not None else ctx.path + ((self.name(raw_name, index, ctx, mark),) if not per_iteration else ())
         if not per_iteration:
-            self.graph.graph["scopes"].setdefault(self.claim(base, mark, ctx), Scope(".".join(base), "repeat", item.mark))
+            self.scopes.setdefault(self.claim(base, mark, ctx), Scope(".".join(base), "repeat", item.mark))
         cur = sources
         for i in range(count):
             self.step(item.mark, ctx)
@@ -326,7 +338,7 @@ class _Expander:
 
     def kind(self, kind: str, value, item, mark: Mark, ctx: _Ctx, path: tuple[str, ...], sources: list[str]) -> str:
         if kind == "seq":
-            self.graph.graph["scopes"].setdefault(self.claim(path, mark, ctx), Scope(".".join(path), "seq", mark))
+            self.scopes.setdefault(self.claim(path, mark, ctx), Scope(".".join(path), "seq", mark))
             if len(sources) > 1:
                 self.fail("a seq takes one input, but `from:` names several", mark, ctx)
             return self.seq(value, ctx.child(path), sources[0])
@@ -339,7 +351,7 @@ class _Expander:
     def branches(self, kind: str, branches: MList, mark: Mark, ctx: _Ctx, path, sources: list[str]) -> str:
         if len(sources) > 1:
             self.fail(f"{kind} with branches takes one input, but `from:` names several", mark, ctx)
-        self.graph.graph["scopes"].setdefault(self.claim(path, mark, ctx), Scope(".".join(path), kind, mark))
+        self.scopes.setdefault(self.claim(path, mark, ctx), Scope(".".join(path), kind, mark))
         outs = []
         for i, branch in enumerate(branches):
             if isinstance(branch, MList):
@@ -364,12 +376,9 @@ class _Expander:
         if any(s in self.failed for s in sources):
             self.failed.add(node)
             raise _Failed
-        if self.graph.number_of_nodes() >= MAX_NODES:
+        if len(self.nodes) >= MAX_NODES:
             self.fail(f"the network has more than {MAX_NODES:,} nodes", mark, ctx)
-        self.graph.add_node(node, op=name, args=MappingProxyType(args), mark=mark, inputs=tuple(sources))
-        for i, src in enumerate(sources):
-            if not self.graph.has_edge(src, node):  # `from: [a, a]`: one edge, both places in `inputs`
-                self.graph.add_edge(src, node, index=i)
+        self.nodes[node] = Node(node, name, MappingProxyType(args), tuple(sources), mark)
         return node
 
     def op_args(self, op, raw, mark: Mark, ctx: _Ctx, inp: str) -> dict:
@@ -401,7 +410,7 @@ class _Expander:
             self.fail(f"template `{template.name}` takes one input, but `from:` names several", mark, ctx)
         args = self.template_args(template, raw, mark, ctx, sources[0])
         dotted = self.claim(path, mark, ctx)
-        self.graph.graph["scopes"][dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(args),
+        self.scopes[dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(args),
                                                    template.mark)
         inner = _Ctx(env=MappingProxyType(args), path=path, frames=(_Frame(),), block_input=sources[0],
                      calls=ctx.calls + ((template, mark),))
@@ -473,20 +482,20 @@ class _Expander:
         if node in self.failed:
             raise _Failed
         if node not in self.shapes:
-            for pending in self.graph.nodes:
+            for pending, record in self.nodes.items():
                 if pending in self.shapes:
                     continue
-                ins = [self.shapes.get(s) for s in inputs_of(self.graph, pending)]
+                ins = [self.shapes.get(s) for s in record.inputs]
                 if any(s is None for s in ins):
                     self.failed.add(pending)
                     continue
                 try:
-                    self.shapes[pending] = infer_node(self.graph.nodes[pending], ins).shape
+                    self.shapes[pending] = infer_node(record, ins).shape
                 except ShapeError as err:
                     self.failed.add(pending)
-                    self.errors.append(SpecError(err.message, self.graph.nodes[pending]["mark"],
+                    self.errors.append(SpecError(err.message, record.mark,
                                                  expected=err.expected, found=err.found, hint=err.hint,
-                                                 notes=call_notes(self.graph, pending)))
+                                                 notes=call_notes(self.scopes, pending)))
                 if pending == node:
                     break
         if node not in self.shapes:

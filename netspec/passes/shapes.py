@@ -1,4 +1,4 @@
-"""Graph → ShapedGraph: output shape, parameter count and MACs of every node, without torch.
+"""Network → ShapedNetwork: output shape, parameter count and MACs of every node, without torch.
 
 Every independent shape error is reported; nodes downstream of a failed node are skipped rather than blamed.
 `check_expect` compares the result with the spec's `expect:`.
@@ -6,82 +6,61 @@ Every independent shape error is reported; nodes downstream of a failed node are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
-
-import networkx as nx
+from types import MappingProxyType
 
 from netspec.errors import Note, SpecError, SpecErrors
-from netspec.ir import INPUT, OUTPUT, call_notes, inputs_of
+from netspec.ir import INPUT, OUTPUT, Facts, Network, Node, Shape, ShapedNetwork, call_notes
 from netspec.ops import OPS, ShapeError
-from netspec.frontend.yaml_source import mark_of
 
 
-@dataclass(frozen=True)
-class NodeInfo:
-    shape: tuple[int, ...]
-    params: int
-    macs: int
-
-
-def infer_node(attrs: Mapping, in_shapes: list[tuple[int, ...]]) -> NodeInfo:
+def infer_node(node: Node, in_shapes: list[Shape]) -> Facts:
     """One node's shape, parameter count and MACs from its op, args and input shapes (raises ShapeError)."""
-    op = OPS[attrs["op"]]
-    args = attrs["args"]
-    shape = tuple(op.shape(args, in_shapes))
-    return NodeInfo(shape, op.count_params(args, in_shapes), op.macs(args, in_shapes, shape))
+    op = OPS[node.op]
+    shape = tuple(op.shape(node.args, in_shapes))
+    return Facts(shape, tuple(in_shapes), op.count_params(node.args, in_shapes), op.macs(node.args, in_shapes, shape))
 
 
-def infer(graph: nx.DiGraph) -> nx.DiGraph:
-    """An annotated copy: every node gets shape, in_shapes, params, macs; graph gets totals."""
-    shaped = graph.copy()
+def infer(network: Network) -> ShapedNetwork:
+    """Facts for every node, in build order; every independent shape error is reported."""
+    facts: dict[str, Facts] = {}
     errors: list[SpecError] = []
-    failed: set[str] = set()
-    for node, attrs in shaped.nodes(data=True):
-        sources = inputs_of(shaped, node)
-        if node == INPUT:
-            attrs.update(shape=graph.graph["input_shape"], in_shapes=[], params=0, macs=0)
+    for name, node in network.nodes.items():
+        if node.op == INPUT:
+            facts[name] = Facts(network.input_shape, (), 0, 0)
             continue
-        if any(s in failed for s in sources):
-            failed.add(node)
-            continue
-        ins = [shaped.nodes[s]["shape"] for s in sources]
-        if node == OUTPUT:
-            attrs.update(shape=ins[0], in_shapes=ins, params=0, macs=0)
+        if any(source not in facts for source in node.inputs):
+            continue  # downstream of a failed node: skipped, not blamed
+        ins = [facts[source].shape for source in node.inputs]
+        if node.op == OUTPUT:
+            facts[name] = Facts(ins[0], tuple(ins), 0, 0)
             continue
         try:
-            info = infer_node(attrs, ins)
+            facts[name] = infer_node(node, ins)
         except ShapeError as err:
-            failed.add(node)
-            errors.append(SpecError(err.message, attrs["mark"], "", err.expected, err.found, err.hint,
-                                    (Note(f"at node `{node}`"),) + call_notes(graph, node)))
-            continue
-        attrs.update(shape=info.shape, in_shapes=ins, params=info.params, macs=info.macs)
+            errors.append(SpecError(err.message, node.mark, "", err.expected, err.found, err.hint,
+                                    (Note(f"at node `{name}`"),) + call_notes(network.scopes, name)))
     if errors:
         raise SpecErrors(errors)
-    shaped.graph["total_params"] = sum(a["params"] for _, a in shaped.nodes(data=True))
-    shaped.graph["total_macs"] = sum(a["macs"] for _, a in shaped.nodes(data=True))
-    shaped.graph["output_shape"] = shaped.nodes[OUTPUT]["shape"]
-    return shaped
+    return ShapedNetwork(network, MappingProxyType(facts), sum(f.param_count for f in facts.values()),
+                         sum(f.macs for f in facts.values()))
 
 
-def check_expect(shaped: nx.DiGraph) -> nx.DiGraph:
+def check_expect(shaped: ShapedNetwork) -> ShapedNetwork:
     """Raises SpecErrors when the spec's `expect:` disagrees with the inferred network."""
-    expect = shaped.graph.get("expect")
-    if not expect:
-        return shaped
+    expect = shaped.network.expect
+    marks = expect.marks
     errors = []
-    params, output, macs = shaped.graph["total_params"], list(shaped.graph["output_shape"]), shaped.graph["total_macs"]
-    if "params" in expect and expect["params"] != params:
-        errors.append(SpecError(f"expect: the network has {params:,} parameters, not {expect['params']:,}",
-                                mark_of(expect, "params"), "/expect/params", f"{expect['params']:,}", f"{params:,}",
+    params, output, macs = shaped.param_count, list(shaped.output_shape), shaped.macs
+    if expect.params is not None and expect.params != params:
+        errors.append(SpecError(f"expect: the network has {params:,} parameters, not {expect.params:,}",
+                                marks["params"], "/expect/params", f"{expect.params:,}", f"{params:,}",
                                 hint="fix the network, or the expectation if the network is right"))
-    if "output" in expect and list(expect["output"]) != output:
-        errors.append(SpecError(f"expect: the output shape is {output}, not {list(expect['output'])}",
-                                mark_of(expect, "output"), "/expect/output", str(list(expect["output"])), str(output)))
-    if "macs" in expect and not macs_match(expect["macs"], macs):
-        errors.append(SpecError(f"expect: the network has {format_count(macs, 3)} MACs ({macs:,}), not {expect['macs']}",
-                                mark_of(expect, "macs"), "/expect/macs", str(expect["macs"]), f"{macs:,}"))
+    if expect.output is not None and list(expect.output) != output:
+        errors.append(SpecError(f"expect: the output shape is {output}, not {list(expect.output)}",
+                                marks["output"], "/expect/output", str(list(expect.output)), str(output)))
+    if expect.macs is not None and not macs_match(expect.macs, macs):
+        errors.append(SpecError(f"expect: the network has {format_count(macs, 3)} MACs ({macs:,}), not {expect.macs}",
+                                marks["macs"], "/expect/macs", str(expect.macs), f"{macs:,}"))
     if errors:
         raise SpecErrors(errors)
     return shaped

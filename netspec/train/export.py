@@ -14,6 +14,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from netspec.ir import ShapedNetwork
 from netspec.train import checkpoint
 
 from netspec.train import distributed
@@ -32,7 +33,7 @@ class ExportError(Exception):
 @dataclass(frozen=True)
 class Loaded:
     model: nn.Module
-    shaped: object
+    shaped: ShapedNetwork
     saved: Mapping
     path: Path
 
@@ -50,13 +51,13 @@ def checkpoint_of(ref: str | Path) -> Path:
 
 def load_run(ref: str | Path) -> Loaded:
     from netspec.backends.fx import to_graph_module
-    from netspec.pipeline import shaped_graph
+    from netspec.pipeline import shaped_network
 
     path = checkpoint_of(ref)
     saved = checkpoint.load(path, needs=("model", "spec", "recipe"))
     spec = SpecFiles.from_json(saved["spec"])
     with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
-        shaped = shaped_graph(str(spec.write(Path(folder))), spec.params)
+        shaped = shaped_network(spec.write(Path(folder)), spec.params)
     model = to_graph_module(shaped)
     checkpoint.load_into(model, saved["model"], str(path))
     return Loaded(model.eval(), shaped, saved, path)
@@ -67,7 +68,7 @@ def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None 
     """Test loss and accuracy of a run's network on its data set (or `data`)."""
     loaded = load_run(ref)
     recipe = from_json(loaded.saved["recipe"])
-    shape = tuple(loaded.shaped.graph["input_shape"])
+    shape = tuple(loaded.shaped.network.input_shape)
     dataset = load_dataset(data or recipe.data, shape, data_dir, download).subset(subset)
     where = distributed.pick_device(device, distributed.Dist())
     images, labels = dataset.test_x.to(where), dataset.test_y.to(where)
@@ -86,7 +87,7 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
     loaded = load_run(ref)
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = loaded.model.state_dict()
-    meta = {"spec": loaded.shaped.graph["name"], "params": dict(loaded.saved["spec"].get("params") or {}),
+    meta = {"spec": loaded.shaped.name, "params": dict(loaded.saved["spec"].get("params") or {}),
             "source": str(loaded.path)}
     if suffix == ".safetensors":
         return [checkpoint.save_safetensors(out, weights, meta)]
@@ -99,10 +100,11 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
 
 def export_python(loaded: Loaded, out: Path, meta: Mapping) -> list[Path]:
     """The standalone PyTorch source (imports only torch) and the weights beside it as `<stem>.safetensors`."""
-    from netspec.backends.fx import class_name, to_python_source
+    from netspec.backends.fx import class_name
+    from netspec.backends.pysource import to_python_source
 
     weights_file = out.with_suffix(".safetensors")
-    name = class_name(loaded.shaped.graph["name"])
+    name = class_name(loaded.shaped.name)
     usage = (f"\n# Load the trained weights (written beside this file by `netspec export`):\n"
              f"#     from safetensors.torch import load_file\n"
              f"#     model = {name}(); model.load_state_dict(load_file(\"{weights_file.name}\")); model.eval()\n")
@@ -119,7 +121,7 @@ def export_onnx(loaded: Loaded, out: Path) -> Path:
         raise ExportError("ONNX export needs the `onnx` and `onnxscript` packages, which are not installed: "
                           "pip install 'netspec[onnx]' (or pip install onnx onnxscript); "
                           "-o model.safetensors and -o model.py work without them")
-    example = torch.zeros(1, *loaded.shaped.graph["input_shape"])
+    example = torch.zeros(1, *loaded.shaped.network.input_shape)
     batch = torch.export.Dim("batch", min=1)
     try:
         torch.onnx.export(loaded.model, (example,), str(out), input_names=["x"], output_names=["logits"],

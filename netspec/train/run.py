@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from netspec import __version__
+from netspec.ir import ShapedNetwork
 from netspec.train import checkpoint, distributed, loop, rundir
 from netspec.train.data import DataSet, load_dataset
 from netspec.train.distributed import Dist
@@ -55,24 +56,21 @@ class Prepared:
 
     setup: loop.Setup
     spec_files: SpecFiles
-    shaped: object
+    shaped: ShapedNetwork
     options: RunOptions
-    ref: str                  # the spec as given (a path or built-in name)
 
 
 # ── building ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-def prepare(ref: str, spec_files: SpecFiles, recipe: Recipe, options: RunOptions, info: Dist) -> Prepared:
-    from netspec.pipeline import shaped_graph
-
-    shaped = shaped_graph(ref, spec_files.params)
-    shape = tuple(shaped.graph["input_shape"])
+def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, options: RunOptions,
+            info: Dist) -> Prepared:
+    shape = tuple(shaped.network.input_shape)
     size = input_size(shape, recipe)
     device = distributed.pick_device(options.device, info)
     distributed.init(info, device)
     if options.threads and device.type == "cpu":
         torch.set_num_threads(options.threads)
-    data = checked_data(recipe, options, shape, tuple(shaped.graph["output_shape"])).to(device)
+    data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
     model = build_model(shaped, recipe, options, device)
     amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
     channels_last = device.type == "cuda" or (amp and device.type == "cpu")
@@ -87,7 +85,7 @@ def prepare(ref: str, spec_files: SpecFiles, recipe: Recipe, options: RunOptions
         raise RecipeError(f"batch size {recipe.batch_size} does not split over {info.world} processes")
     setup = loop.Setup(model, forward, make_optimizer(model, recipe), data, recipe, device, size, channels_last,
                        amp, info, sync_every=sync_every(device, info), log_every=options.log_every)
-    return Prepared(setup, spec_files, shaped, options, ref)
+    return Prepared(setup, spec_files, shaped, options)
 
 
 def input_size(shape: tuple, recipe: Recipe) -> tuple[int, int]:
@@ -116,7 +114,7 @@ def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tupl
     return data
 
 
-def build_model(shaped, recipe: Recipe, options: RunOptions, device: torch.device) -> nn.Module:
+def build_model(shaped: ShapedNetwork, recipe: Recipe, options: RunOptions, device: torch.device) -> nn.Module:
     """The network, initialized from the seed alone (so every rank and every resume builds the same one)."""
     from netspec.backends.fx import to_graph_module
 
@@ -170,18 +168,20 @@ AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
 
 
 def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None) -> Result:
-    info = distributed.from_env()
-    from netspec.pipeline import load_spec
+    from netspec import pipeline
 
-    spec_files = rundir.read_spec_files(spec, options.params)
-    recipe = resolve(load_spec(spec, options.params).train, flags)
+    info = distributed.from_env()
+    documents = pipeline.read(spec)
+    spec_files = rundir.spec_files_of(documents, options.params)
+    shaped = pipeline.shape_documents(documents, options.params)
+    recipe = resolve(shaped.network.train, flags)
     options = replace(options, log_every=options.log_every or DEFAULT_LOG_EVERY)
 
     def body() -> Result:
-        prepared = prepare(spec, spec_files, recipe, options, info)
+        prepared = prepare(shaped, spec_files, recipe, options, info)
         run_dir = None
         if info.is_main:
-            run_dir = rundir.create(Path(options.out), prepared.shaped.graph["name"])
+            run_dir = rundir.create(Path(options.out), shaped.name)
             write_start(run_dir, prepared)
         return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
 
@@ -218,8 +218,11 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
     spec_files = SpecFiles.from_json(saved["spec"])
 
     def body() -> Result:
+        from netspec.pipeline import shaped_network
+
         with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
-            prepared = prepare(str(spec_files.write(Path(folder))), spec_files, recipe, options, info)
+            shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
+        prepared = prepare(shaped, spec_files, recipe, options, info)
         restore(prepared.setup, saved)
         state = loop.LoopState(**saved["state"])
         if info.is_main:
@@ -275,14 +278,14 @@ def write_start(run_dir: Path, prepared: Prepared) -> None:
     setup = prepared.setup
     prepared.spec_files.write(run_dir / "spec")
     rundir.write_json(run_dir / "run.json", {
-        "spec": prepared.shaped.graph["name"], "spec_file": f"spec/{prepared.spec_files.main}",
+        "spec": prepared.shaped.name, "spec_file": f"spec/{prepared.spec_files.main}",
         "params": dict(prepared.spec_files.params), "recipe": setup.recipe.to_json(),
         "options": prepared.options.to_json(), "argv": sys.argv, "netspec": __version__,
         "torch": torch.__version__, "device": device_name(setup), "world_size": setup.dist.world,
         "amp": setup.amp, "channels_last": setup.channels_last,
         "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y)}})
     (run_dir / "summary.txt").write_text(summary_text(prepared, None), encoding="utf-8")
-    rundir.write_diagram(prepared.ref, prepared.spec_files.params, run_dir / "diagram.svg")
+    rundir.write_diagram(prepared.shaped, run_dir / "diagram.svg")
 
 
 def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState) -> None:
@@ -335,7 +338,7 @@ class RunHooks(loop.Hooks):
         self.save_last(state)
         if best:
             self.save_best(state, record)
-        write_curves(self.run_dir / "curves.png", state.history, f"{self.prepared.shaped.graph['name']} on "
+        write_curves(self.run_dir / "curves.png", state.history, f"{self.prepared.shaped.name} on "
                      f"{self.setup.data.name}")
 
     def common(self) -> dict:
@@ -353,5 +356,5 @@ class RunHooks(loop.Hooks):
         weights = self.setup.model.state_dict()
         checkpoint.save(self.run_dir / "best.pt", {**self.common(), "model": weights, "state": state.to_json()})
         checkpoint.save_safetensors(self.run_dir / "model.safetensors", weights, {
-            "spec": self.prepared.shaped.graph["name"], "epoch": record["epoch"],
+            "spec": self.prepared.shaped.name, "epoch": record["epoch"],
             "test_acc": f"{record['test_acc']:.4f}", "params": dict(self.prepared.spec_files.params)})

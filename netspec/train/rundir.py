@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from netspec.frontend.imports import load_all, resolve_spec
+from netspec.frontend.yaml_source import Document
+from netspec.ir import ShapedNetwork
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ class SpecFiles:
         return folder / self.main
 
 
-def read_spec_files(ref: str, params: Mapping[str, object]) -> SpecFiles:
-    """The files `ref` loads; libraries outside the spec's folder are the built-in ones, found again by name."""
-    documents = load_all(resolve_spec(ref))
+def spec_files_of(documents: list[Document], params: Mapping[str, object]) -> SpecFiles:
+    """The files a spec loads (its document first); libraries outside the spec's folder are the built-in ones,
+    found again by name."""
     base = documents[0].path.parent
     files = {}
     for doc in documents:
@@ -100,16 +101,14 @@ def truncate_metrics(path: Path, step: int) -> None:
     os.replace(temp, path)
 
 
-def write_diagram(spec: str, params: Mapping[str, object], out: Path) -> Path | None:
-    """diagram.svg through `netspec.draw` (a graphviz.Digraph) when it and Graphviz's `dot` are there; else None."""
+def write_diagram(shaped: ShapedNetwork, out: Path) -> Path | None:
+    """diagram.svg when Graphviz's `dot` is there; else None."""
     if shutil.which("dot") is None:
         return None
     try:
-        import netspec
+        from netspec.backends.draw.dot import draw_graph
 
-        svg = netspec.draw(spec, **params).pipe(format="svg")
-    except (ImportError, AttributeError):   # an older netspec without draw
-        return None
+        svg = draw_graph(shaped).pipe(format="svg")
     except Exception:  # a diagram is a courtesy: it must never fail a training run
         return None
     temp = out.with_name(f".{out.name}.tmp")

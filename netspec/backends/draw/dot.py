@@ -1,4 +1,4 @@
-"""ShapedGraph → Graphviz diagram (DOT, SVG, PNG, PDF).  Never imports torch.
+"""ShapedNetwork → Graphviz diagram (DOT, SVG, PNG, PDF).  Never imports torch.
 
 (Not `netspec/draw.py`: a submodule named `draw` would replace the function `netspec.draw` on first import.)
 
@@ -21,9 +21,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 import graphviz
-import networkx as nx
 
 from netspec.backends.draw.view import Cluster, Item, View, build_view, show_shape
+from netspec.ir import ShapedNetwork
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -68,7 +68,7 @@ class DotFailed(Exception):
     """`dot` ran and failed."""
 
 
-def draw_graph(shaped: nx.DiGraph, depth: int | None = None, fold: bool = True, rankdir: str = "TB",
+def draw_graph(shaped: ShapedNetwork, depth: int | None = None, fold: bool = True, rankdir: str = "TB",
                legend: bool = False) -> graphviz.Digraph:
     """The diagram of a shaped graph (see draw_view for what `depth` and `fold` do)."""
     if rankdir not in RANKDIRS:

@@ -1,4 +1,4 @@
-"""The scope tree of a ShapedGraph and its fold runs — the structure `draw` works from.  No torch, no graphviz.
+"""The scope tree of a ShapedNetwork and its fold runs — the structure `draw` works from.  No torch, no graphviz.
 
 A *fold run* is a chain of consecutive sibling scopes that are the same block: the same template with the same
 arguments (or, for untemplated scopes such as repeat iterations, the same kind) and node for node the same ops,
@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-import networkx as nx
-
-from netspec.ir import Scope, inputs_of, op_nodes
+from netspec.ir import Scope, ShapedNetwork
 
 ROOT = ""  # the network itself, as a parent in the tree
 
@@ -38,14 +36,10 @@ class ScopeTree:
     children: Mapping[str, tuple[str, ...]]     # scope path (or ROOT) → child scope paths and op nodes, in order
     runs: Mapping[str, tuple[Run, int]]         # scope path → (its fold run, its position in the run)
 
-    def level(self, path: str) -> int:
-        """How many scopes enclose this one (0 for a top-level scope), as `summary --depth` counts."""
-        return self.chains[self.members[path][0]].index(path)
 
-
-def scope_tree(shaped: nx.DiGraph) -> ScopeTree:
-    declared = shaped.graph.get("scopes", {})
-    chains = {n: _chain(n, declared) for n in op_nodes(shaped)}
+def scope_tree(shaped: ShapedNetwork) -> ScopeTree:
+    declared = shaped.network.scopes
+    chains = {n.name: _chain(n.name, declared) for n in shaped.op_nodes()}
     members: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {ROOT: []}
     for node, chain in chains.items():
@@ -64,7 +58,7 @@ def scope_tree(shaped: nx.DiGraph) -> ScopeTree:
 
 
 def _chain(node: str, declared: Mapping[str, Scope]) -> tuple[str, ...]:
-    # Unlike graph.scopes_of this includes the node's own path: a template whose body is a single op gives that
+    # Unlike Network.scopes_of this includes the node's own path: a template whose body is a single op gives that
     # op the call's path, and the call is still a scope worth drawing.
     parts = node.split(".")
     prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
@@ -76,7 +70,7 @@ def _append_once(items: list[str], item: str) -> None:
         items.append(item)
 
 
-def _runs(shaped: nx.DiGraph, tree: ScopeTree, siblings: tuple[str, ...]) -> list[Run]:
+def _runs(shaped: ShapedNetwork, tree: ScopeTree, siblings: tuple[str, ...]) -> list[Run]:
     runs, current = [], []
     for child in siblings:
         if child in tree.scopes and current and _same_block(shaped, tree, current[-1], child):
@@ -90,7 +84,7 @@ def _runs(shaped: nx.DiGraph, tree: ScopeTree, siblings: tuple[str, ...]) -> lis
     return runs
 
 
-def _same_block(shaped: nx.DiGraph, tree: ScopeTree, a: str, b: str) -> bool:
+def _same_block(shaped: ShapedNetwork, tree: ScopeTree, a: str, b: str) -> bool:
     sa, sb = tree.scopes[a], tree.scopes[b]
     if (sa.kind, sa.template, _plain(sa.args)) != (sb.kind, sb.template, _plain(sb.args)):
         return False
@@ -99,7 +93,7 @@ def _same_block(shaped: nx.DiGraph, tree: ScopeTree, a: str, b: str) -> bool:
     return _chained(shaped, set(tree.members[a]), set(tree.members[b]))
 
 
-def _structure(shaped: nx.DiGraph, tree: ScopeTree, path: str) -> tuple:
+def _structure(shaped: ShapedNetwork, tree: ScopeTree, path: str) -> tuple:
     """Ops, arguments, wiring and inner scopes relative to `path`: equal for two instances of the same block."""
     inside = set(tree.members[path])
     cut = len(path)
@@ -107,17 +101,19 @@ def _structure(shaped: nx.DiGraph, tree: ScopeTree, path: str) -> tuple:
     def rel(node: str) -> str:
         return node[cut:] if node in inside else "<outside>"
 
-    nodes = tuple((rel(n), shaped.nodes[n]["op"], _plain(shaped.nodes[n]["args"]),
-                   tuple(rel(s) for s in inputs_of(shaped, n))) for n in tree.members[path])
+    records = shaped.network.nodes
+    nodes = tuple((rel(n), records[n].op, _plain(records[n].args), tuple(rel(s) for s in records[n].inputs))
+                  for n in tree.members[path])
     inner = tuple((p[cut:], s.kind, s.template, _plain(s.args)) for p, s in tree.scopes.items()
                   if p.startswith(path + "."))
     return nodes, inner
 
 
-def _chained(shaped: nx.DiGraph, a: set[str], b: set[str]) -> bool:
+def _chained(shaped: ShapedNetwork, a: set[str], b: set[str]) -> bool:
     """b reads only from a (and itself), and a feeds only b: one block after the other, not side by side."""
-    into_b = {src for node in b for src in shaped.predecessors(node)} - b
-    out_of_a = {dst for node in a for dst in shaped.successors(node)} - a
+    graph = shaped.network.graph
+    into_b = {src for node in b for src in graph.predecessors(node)} - b
+    out_of_a = {dst for node in a for dst in graph.successors(node)} - a
     return bool(into_b) and into_b <= a and out_of_a <= b
 
 

@@ -1,4 +1,4 @@
-"""ShapedGraph → View: what a diagram shows — boxes, clusters and shape-labelled edges — as plain data.
+"""ShapedNetwork → View: what a diagram shows — boxes, clusters and shape-labelled edges — as plain data.
 
 The view decides *what* is drawn; `draw_dot.py` decides how it looks.  Keeping the two apart lets the tests check
 the content (every edge carries its tensor's shape, boxes total their parameters) without parsing DOT.
@@ -17,10 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-import networkx as nx
-
 from netspec.backends.draw.folding import Run, ScopeTree, scope_tree
-from netspec.ir import INPUT, OUTPUT, inputs_of
+from netspec.ir import INPUT, OUTPUT, ShapedNetwork
 from netspec.ops import OPS
 from netspec.passes.shapes import format_count
 
@@ -74,7 +72,7 @@ def show_shape(shape) -> str:
     return "×".join(map(str, shape))
 
 
-def build_view(shaped: nx.DiGraph, depth: int | None = None, fold: bool = True) -> View:
+def build_view(shaped: ShapedNetwork, depth: int | None = None, fold: bool = True) -> View:
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ValueError(f"depth must be a non-negative int or None, not {depth!r}")
     tree = scope_tree(shaped)
@@ -82,19 +80,19 @@ def build_view(shaped: nx.DiGraph, depth: int | None = None, fold: bool = True) 
 
 
 class _Builder:
-    def __init__(self, shaped: nx.DiGraph, tree: ScopeTree, depth: int | None):
-        self.g, self.tree, self.depth = shaped, tree, depth
+    def __init__(self, shaped: ShapedNetwork, tree: ScopeTree, depth: int | None):
+        self.shaped, self.tree, self.depth = shaped, tree, depth
+        self.nodes, self.facts = shaped.network.nodes, shaped.facts
         self.items: dict[str, Item] = {}
         self.clusters: dict[str, Cluster] = {}
 
     def build(self) -> View:
-        for node in self.g.nodes:
+        for node in self.nodes:
             self.visible(node)
         edges = self.edges()
-        graph = self.g.graph
-        title = (f"{graph['name']} — {graph['total_params']:,} params, "
-                 f"{format_count(graph['total_macs'])} MACs")
-        return View(graph["name"], title, tuple(self.items.values()), tuple(self.clusters.values()), edges)
+        shaped = self.shaped
+        title = f"{shaped.name} — {shaped.param_count:,} params, {format_count(shaped.macs)} MACs"
+        return View(shaped.name, title, tuple(self.items.values()), tuple(self.clusters.values()), edges)
 
     # ── which item shows a node ────────────────────────────────────────────────────────────────────────────────
     def visible(self, node: str) -> str:
@@ -112,19 +110,19 @@ class _Builder:
 
     def io(self, node: str) -> str:
         if node not in self.items:
-            shape = show_shape(self.g.nodes[node]["shape"])
+            shape = show_shape(self.facts[node].shape)
             self.items[node] = Item(node, "io", "io", node, (shape,), 0, None, f"{node}: {shape}")
         return node
 
     def op(self, node: str) -> str:
         if node not in self.items:
-            attrs = self.g.nodes[node]
-            params = attrs["params"]
+            record, facts = self.nodes[node], self.facts[node]
+            params = facts.param_count
             self.items[node] = Item(
-                node, "op", OPS[attrs["op"]].family, OPS[attrs["op"]].label(attrs["args"]),
+                node, "op", OPS[record.op].family, OPS[record.op].label(record.args),
                 (f"{params:,} params",) if params else (), params, self.cluster_of(self.tree.chains[node]),
-                f"{node}: {attrs['op']} → {show_shape(attrs['shape'])}, {params:,} params, "
-                f"{format_count(attrs['macs'])} MACs")
+                f"{node}: {record.op} → {show_shape(facts.shape)}, {params:,} params, "
+                f"{format_count(facts.macs)} MACs")
         return node
 
     def box(self, path: str) -> str:
@@ -133,7 +131,7 @@ class _Builder:
             paths = self.run_paths(path)
             members = [n for p in paths for n in self.tree.members[p]]
             ins, outs = self.boundary(members)
-            params = sum(self.g.nodes[n]["params"] for n in members)
+            params = sum(self.facts[n].param_count for n in members)
             chain = self.tree.chains[self.tree.members[path][0]]
             parent = self.cluster_of(chain[:chain.index(path)])
             self.items[key] = Item(
@@ -159,7 +157,7 @@ class _Builder:
         key = "cluster_" + path
         if key not in self.clusters:
             paths = self.run_paths(path)
-            params = sum(self.g.nodes[n]["params"] for p in paths for n in self.tree.members[p])
+            params = sum(self.facts[n].param_count for p in paths for n in self.tree.members[p])
             if len(paths) > 1:
                 style = "fold"
                 extra = (f"{params:,} params in the {len(paths)} blocks",) + self.varying_note(paths, parent)
@@ -173,7 +171,7 @@ class _Builder:
     def varying_note(self, paths: tuple[str, ...], parent: str | None) -> tuple[str, ...]:
         """Inside a folded run the edges show the first instance's shapes; say so when the others differ."""
         def shapes(path: str) -> list:
-            return [self.g.nodes[n]["shape"] for n in self.tree.members[path]]
+            return [self.facts[n].shape for n in self.tree.members[path]]
 
         if all(shapes(p) == shapes(paths[0]) for p in paths[1:]):
             return ()
@@ -182,12 +180,12 @@ class _Builder:
     # ── edges ──────────────────────────────────────────────────────────────────────────────────────────────────
     def edges(self) -> tuple[Edge, ...]:
         seen: dict[tuple, Edge] = {}
-        for node in self.g.nodes:
-            for src in inputs_of(self.g, node):
+        for node, record in self.nodes.items():
+            for src in record.inputs:
                 if not self.shown(src, node):
                     continue
                 a, b = self.visible(src), self.visible(node)
-                shape = tuple(self.g.nodes[src]["shape"])
+                shape = tuple(self.facts[src].shape)
                 if a != b:
                     seen.setdefault((a, b, shape), Edge(a, b, shape))
         return tuple(seen.values())
@@ -223,10 +221,11 @@ class _Builder:
     def boundary(self, members: list[str]) -> tuple[str, str]:
         """A block's input and output shapes ("a, b" when several tensors cross its border)."""
         inside = set(members)
-        ins = {show_shape(self.g.nodes[s]["shape"]): None for n in members for s in inputs_of(self.g, n)
+        graph = self.shaped.network.graph
+        ins = {show_shape(self.facts[s].shape): None for n in members for s in self.nodes[n].inputs
                if s not in inside}
-        outs = {show_shape(self.g.nodes[n]["shape"]): None for n in members
-                if any(d not in inside for d in self.g.successors(n))}
+        outs = {show_shape(self.facts[n].shape): None for n in members
+                if any(d not in inside for d in graph.successors(n))}
         return ", ".join(ins), ", ".join(outs)
 
     def display(self, paths: tuple[str, ...], parent: str | None) -> str:
