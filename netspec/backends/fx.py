@@ -17,7 +17,8 @@ import torch
 from torch import fx, nn
 
 from netspec.ir import INPUT, OUTPUT, inputs_of, op_nodes
-from netspec.ops.torch_ops import ModuleSpec, emit_merge, extra_sources, module_spec
+from netspec.ops import OPS
+from netspec.ops.torch_build import ModuleSpec, extra_sources
 
 
 def class_name(spec_name: str) -> str:
@@ -31,31 +32,25 @@ def module_specs(shaped: nx.DiGraph) -> dict[str, ModuleSpec]:
     specs = {}
     for node in op_nodes(shaped):
         attrs = shaped.nodes[node]
-        spec = module_spec(attrs["op"], attrs["args"], attrs["in_shapes"])
-        if spec is not None and attrs["op"] == "relu" and can_overwrite_input(shaped, node):
-            spec = replace(spec, kwargs=(("inplace", True),))
-        if spec is not None:
-            specs[node] = spec
+        op = OPS[attrs["op"]]
+        if op.module is None:
+            continue
+        spec = op.module(attrs["args"], attrs["in_shapes"])
+        if op.in_place and can_overwrite_input(shaped, node):
+            spec = replace(spec, kwargs=spec.kwargs + (("inplace", True),))
+        specs[node] = spec
     return specs
 
 
-# Ops whose output nothing else needs once the next op has read it: their backward keeps their inputs (conv,
-# conv_transpose, linear, batchnorm, max-pool indices) or nothing (add, concat, avgpool), never their output, and
-# the output is a fresh tensor, not a view of or the same tensor as the input (as flatten, identity and eval
-# dropout give).
-FRESH_OUTPUT_OPS = frozenset({"conv", "conv_transpose", "linear", "add", "concat", "maxpool", "avgpool"})
-
-
 def can_overwrite_input(shaped: nx.DiGraph, node: str) -> bool:
-    """Whether `node` (a one-input op) may work in place: its input comes from a FRESH_OUTPUT_OPS op (or a torch
-    BatchNorm) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
+    """Whether `node` (a one-input op) may work in place: its input comes from an op whose output is fresh (the
+    op's `fresh_output`) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
     (`nn.ReLU(inplace=True)`); it saves one activation buffer per ReLU and measurably speeds up CPU training
     and inference (docs/benchmarks.md).  Anything wrong here would not pass silently: autograd refuses to
     backpropagate through a tensor that was modified after it was saved."""
     (source,) = inputs_of(shaped, node)
     producer = shaped.nodes[source]
-    fresh = producer["op"] in FRESH_OUTPUT_OPS or (producer["op"] == "batchnorm" and producer["args"]["impl"] == "torch")
-    return fresh and shaped.out_degree(source) == 1
+    return OPS[producer["op"]].is_fresh(producer["args"]) and shaped.out_degree(source) == 1
 
 
 def build_fx_graph(shaped: nx.DiGraph, specs: dict[str, ModuleSpec]) -> fx.Graph:
@@ -66,7 +61,7 @@ def build_fx_graph(shaped: nx.DiGraph, specs: dict[str, ModuleSpec]) -> fx.Graph
         if node in specs:
             values[node] = graph.call_module(node, tuple(args))
         else:
-            values[node] = emit_merge(graph, shaped.nodes[node]["op"], args)
+            values[node] = OPS[shaped.nodes[node]["op"]].function().emit(graph, args)
     graph.output(values[inputs_of(shaped, OUTPUT)[0]])
     return graph
 
