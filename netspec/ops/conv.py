@@ -24,18 +24,19 @@ def conv_padding(args: Args) -> tuple[int, int]:
     return pair(padding)
 
 
-def _check_groups(op: str, channels: int, out: int, groups: int) -> None:
+def _image_size(op: str, args: Args, ins: list[Shape]) -> tuple[int, int]:
+    """The input's (H, W), after the checks both convs make: one [C, H, W] input; groups divide C and out."""
+    (x,) = ins
+    need_rank(op, x, (3,))
+    channels, out, groups = x[0], args["out"], args["groups"]
     if channels % groups or out % groups:
         raise ShapeError(f"{op} groups={groups} must divide both input channels ({channels}) and out ({out})",
                          expected=f"channels divisible by {groups}", found=f"in {channels}, out {out}")
+    return x[1], x[2]
 
 
 def _conv_shape(args: Args, ins: list[Shape]) -> Shape:
-    (x,) = ins
-    need_rank("conv", x, (3,))
-    c, h, w = x
-    out = args["out"]
-    _check_groups("conv", c, out, args["groups"])
+    h, w = _image_size("conv", args, ins)
     kh, kw = pair(args["kernel"])
     sh, sw = pair(args["stride"])
     dh, dw = pair(args["dilation"])
@@ -47,7 +48,7 @@ def _conv_shape(args: Args, ins: list[Shape]) -> Shape:
             raise ShapeError("conv padding 'same' needs an odd kernel here (symmetric padding)",
                              expected="odd kernel", found=str(args["kernel"]))
     ph, pw = conv_padding(args)
-    shape = (out, spatial_out(h, kh, sh, ph, dh), spatial_out(w, kw, sw, pw, dw))
+    shape = (args["out"], spatial_out(h, kh, sh, ph, dh), spatial_out(w, kw, sw, pw, dw))
     return positive("conv", shape, f"input {h}×{w}, kernel {fmt_pair(args['kernel'])}, stride "
                                    f"{fmt_pair(args['stride'])}, padding {ph}×{pw}")
 
@@ -82,11 +83,7 @@ def _conv_module(args: Args, ins: list[Shape]) -> ModuleSpec:
 
 
 def _conv_transpose_shape(args: Args, ins: list[Shape]) -> Shape:
-    (x,) = ins
-    need_rank("conv_transpose", x, (3,))
-    c, h, w = x
-    out = args["out"]
-    _check_groups("conv_transpose", c, out, args["groups"])
+    h, w = _image_size("conv_transpose", args, ins)
     kh, kw = pair(args["kernel"])
     sh, sw = pair(args["stride"])
     ph, pw = pair(args["padding"])
@@ -100,7 +97,7 @@ def _conv_transpose_shape(args: Args, ins: list[Shape]) -> Shape:
                          f"{fmt_pair([max(sh, dh), max(sw, dw)])}",
                          found=f"output_padding {fmt_pair(args['output_padding'])}",
                          hint="output_padding only picks between the output sizes a stride > 1 makes possible")
-    shape = (out, (h - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1)
+    shape = (args["out"], (h - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1)
     return positive("conv_transpose", shape, f"input {h}×{w}, kernel {fmt_pair(args['kernel'])}, stride "
                                              f"{fmt_pair(args['stride'])}, padding {ph}×{pw}")
 
