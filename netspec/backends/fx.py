@@ -33,12 +33,11 @@ def module_specs(shaped: nx.DiGraph) -> dict[str, ModuleSpec]:
     for node in op_nodes(shaped):
         attrs = shaped.nodes[node]
         op = OPS[attrs["op"]]
-        if op.module is None:
-            continue
-        spec = op.module(attrs["args"], attrs["in_shapes"])
-        if op.in_place and can_overwrite_input(shaped, node):
+        spec = op.module(attrs["args"], attrs["in_shapes"]) if op.module else None
+        if spec is not None and op.in_place and can_overwrite_input(shaped, node):
             spec = replace(spec, kwargs=spec.kwargs + (("inplace", True),))
-        specs[node] = spec
+        if spec is not None:
+            specs[node] = spec
     return specs
 
 
@@ -50,7 +49,8 @@ def can_overwrite_input(shaped: nx.DiGraph, node: str) -> bool:
     backpropagate through a tensor that was modified after it was saved."""
     (source,) = inputs_of(shaped, node)
     producer = shaped.nodes[source]
-    return OPS[producer["op"]].is_fresh(producer["args"]) and shaped.out_degree(source) == 1
+    fresh = source != INPUT and OPS[producer["op"]].is_fresh(producer["args"])  # the caller's tensor: never
+    return fresh and shaped.out_degree(source) == 1
 
 
 def build_fx_graph(shaped: nx.DiGraph, specs: dict[str, ModuleSpec]) -> fx.Graph:
