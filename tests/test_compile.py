@@ -216,6 +216,25 @@ def test_a_network_with_transposed_convs_and_upsampling_trains_and_its_emitted_f
         assert torch.equal(emitted(x), model(x))
 
 
+def test_a_relu_works_in_place_only_on_a_fresh_tensor_that_nothing_else_reads(tmp_path):
+    spec = tmp_path / "inplace.yaml"
+    spec.write_text("netspec: 1\nname: inplace\ninput: [3, 6, 6]\nbody:\n"
+                    "  - relu\n"                                  # 0: the caller's input
+                    "  - conv: {out: 4, kernel: 3, padding: 1}\n"
+                    "  - relu\n"                                  # 2: a conv's output, read once
+                    "  - batchnorm: {impl: formula}\n"
+                    "  - relu\n"                                  # 4: the formula BatchNorm is not fresh
+                    "  - conv: {out: 4, kernel: 1}\n"
+                    "  - {name: r, add: [[relu], []]}\n"          # r.0.0: the shortcut reads the conv again
+                    "  - relu\n"                                  # 7: an add's output
+                    "  - flatten\n"
+                    "  - relu\n")                                 # 9: flatten gives a view
+    model = netspec.load(spec)
+    relus = {name: module.inplace for name, module in model.named_modules() if isinstance(module, nn.ReLU)}
+    assert relus == {"0": False, "2": True, "4": False, "r.0.0": False, "7": True, "9": False}
+    model(torch.randn(2, 3, 6, 6)).sum().backward()  # autograd would refuse a wrong in-place ReLU
+
+
 def test_emitted_files_import_only_torch(tmp_path):
     """Every spec's file, imported in an isolated interpreter (`-I`: no cwd, no user site) after torch: nothing
     but torch's own modules and the files themselves gets imported, and netspec never."""

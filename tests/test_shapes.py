@@ -20,7 +20,6 @@ from netspec.errors import SpecErrors
 from netspec.ir import INPUT, OUTPUT
 from netspec.ops import OPS, ShapeError, defaults
 from netspec.passes.shapes import infer
-from netspec.ops.torch_ops import merge_call
 
 from conftest import SPECS, spec_params
 
@@ -43,13 +42,13 @@ class ShapeRecorder(fx.Interpreter):
 
 def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
     """Each graph node's fx node: compile emits, in graph order, one call_module per module op and for a merge
-    the calls of its `merge_call` layout (one `cat` of a list; a chain of `add`s, the last one its result)."""
+    the calls of its MergeCall layout (one `cat` of a list; a chain of `add`s, the last one its result)."""
     calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output"))
     found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
     for node in (n.name for n in shaped.op_nodes()):
         op = shaped.nodes[node].op
-        if op in ("concat", "add"):
-            count = 1 if merge_call(op).layout == "list_dim" else len(list(shaped.nodes[node].inputs)) - 1
+        if OPS[op].function is not None:
+            count = 1 if OPS[op].function().layout == "list_dim" else len(shaped.nodes[node].inputs) - 1
             for _ in range(count):
                 found[node] = next(calls)
         else:

@@ -16,7 +16,8 @@ import torch
 from torch import fx, nn
 
 from netspec.ir import INPUT, OUTPUT, ShapedNetwork
-from netspec.ops.torch_ops import ModuleSpec, emit_merge, module_spec
+from netspec.ops import OPS
+from netspec.ops.torch_build import ModuleSpec
 
 
 def class_name(spec_name: str) -> str:
@@ -29,31 +30,25 @@ def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
     """The module of every op node that has one, by dotted name, in node order."""
     specs = {}
     for node in shaped.op_nodes():
-        spec = module_spec(node.op, node.args, shaped.facts[node.name].in_shapes)
-        if spec is not None and node.op == "relu" and can_overwrite_input(shaped, node.name):
-            spec = replace(spec, kwargs=(("inplace", True),))
+        op = OPS[node.op]
+        spec = op.module(node.args, shaped.facts[node.name].in_shapes) if op.module else None
+        if spec is not None and op.in_place and can_overwrite_input(shaped, node.name):
+            spec = replace(spec, kwargs=spec.kwargs + (("inplace", True),))
         if spec is not None:
             specs[node.name] = spec
     return specs
 
 
-# Ops whose output nothing else needs once the next op has read it: their backward keeps their inputs (conv,
-# conv_transpose, linear, batchnorm, max-pool indices) or nothing (add, concat, avgpool), never their output, and
-# the output is a fresh tensor, not a view of or the same tensor as the input (as flatten, identity and eval
-# dropout give).
-FRESH_OUTPUT_OPS = frozenset({"conv", "conv_transpose", "linear", "add", "concat", "maxpool", "avgpool"})
-
-
 def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
-    """Whether `node` (a one-input op) may work in place: its input comes from a FRESH_OUTPUT_OPS op (or a torch
-    BatchNorm) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
+    """Whether `node` (a one-input op) may work in place: its input comes from an op whose output is fresh (the
+    op's `fresh_output`) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
     (`nn.ReLU(inplace=True)`); it saves one activation buffer per ReLU and measurably speeds up CPU training
     and inference (docs/benchmarks.md).  Anything wrong here would not pass silently: autograd refuses to
     backpropagate through a tensor that was modified after it was saved."""
     network = shaped.network
     (source,) = network.nodes[node].inputs
     producer = network.nodes[source]
-    fresh = producer.op in FRESH_OUTPUT_OPS or (producer.op == "batchnorm" and producer.args["impl"] == "torch")
+    fresh = source != INPUT and OPS[producer.op].is_fresh(producer.args)  # the caller's tensor: never
     return fresh and network.graph.out_degree(source) == 1
 
 
@@ -65,7 +60,7 @@ def build_fx_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec]) -> fx.Gr
         if node.name in specs:
             values[node.name] = graph.call_module(node.name, tuple(args))
         else:
-            values[node.name] = emit_merge(graph, node.op, args)
+            values[node.name] = OPS[node.op].function().emit(graph, args)
     graph.output(values[shaped.network.nodes[OUTPUT].inputs[0]])
     return graph
 

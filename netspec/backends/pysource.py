@@ -7,7 +7,7 @@ import re
 
 from netspec.backends.fx import build_fx_graph, class_name, module_specs
 from netspec.ir import ShapedNetwork
-from netspec.ops.torch_ops import extra_sources
+from netspec.ops.torch_build import extra_sources
 
 
 PUT_SOURCE = '''

@@ -1,6 +1,6 @@
 """BatchNorm written from the course's formulas (REFERENCE.md §3) in plain tensor ops.
 
-The class body imports nothing but `torch` and `nn` (`from torch import nn`): `torch_ops.extra_sources` copies its
+The class body imports nothing but `torch` and `nn` (`from torch import nn`): `torch_build.extra_sources` copies its
 source verbatim into standalone model files, so it must not use any other module-level name from this file.
 """
 

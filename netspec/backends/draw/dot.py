@@ -24,6 +24,7 @@ import graphviz
 
 from netspec.backends.draw.view import Cluster, Item, View, build_view, show_shape
 from netspec.ir import ShapedNetwork
+from netspec.ops import FAMILIES
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -40,24 +41,17 @@ class Style:
     style: str = "rounded,filled"
 
 
-# One style per op family (plus the input/output and collapsed blocks); unknown families (plugins) get OTHER.
-STYLES = MappingProxyType({
-    "conv": Style("#dbe9f6", "#4a78a8"),
-    "norm": Style("#fdf1c7", "#b8972f"),
-    "activation": Style("#dcefd9", "#5c9a55"),
-    "pool": Style("#fbe0c8", "#c27c3e"),
-    "linear": Style("#e5dcf2", "#7d64a8"),
-    "merge": Style("#eeeeee", "#555555", "ellipse", "filled"),
-    "reshape": Style("#ffffff", "#888888", style="rounded,dashed"),
-    "regularize": Style("#f6d5d5", "#b35c5c"),
-    "io": Style("#ffffff", "#222222", style="rounded,bold"),
-    "block": Style("#f4f4f4", "#333333", style="rounded,filled,bold"),
-})
+# Each op family declares its own style and legend text (netspec.ops.FAMILIES); these boxes are no op family:
+# the input/output, collapsed blocks and folded repeats.  Unknown families (plugins) get OTHER.
+_NOT_OPS = {"io": (Style("#ffffff", "#222222", style="rounded,bold"), "input / output"),
+            "block": (Style("#f4f4f4", "#333333", style="rounded,filled,bold"), "collapsed block")}
+STYLES = MappingProxyType({**{f.name: Style(f.fill, f.border, f.shape, f.style) for f in FAMILIES.values()},
+                           **{name: style for name, (style, _) in _NOT_OPS.items()}})
 OTHER = Style("#ffffff", "#555555")
 FOLDED = Style("#f4f4f4", "#333333", "box3d", "filled")
-LEGEND = (("conv", "conv"), ("norm", "norm"), ("activation", "activation"), ("pool", "pool"),
-          ("linear", "linear"), ("merge", "concat / add"), ("reshape", "flatten, identity"),
-          ("regularize", "dropout"), ("block", "collapsed block"), ("io", "input / output"))
+# The op families in their declared order, then collapsed blocks, then input/output.
+LEGEND = (*((f.name, f.legend) for f in FAMILIES.values()),
+          *((name, _NOT_OPS[name][1]) for name in ("block", "io")))
 
 
 class DotMissing(Exception):

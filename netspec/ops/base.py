@@ -1,0 +1,230 @@
+"""The records an op entry is made of (Op, Param, Family, Example), argument checking, and the shape helpers the
+family files share.  Never imports torch.
+
+Shapes exclude the batch dimension: (C, H, W) for images, (F,) for features.  Shape rules follow PyTorch's
+formulas exactly (floor division, ceil_mode, padding) and raise `ShapeError`, which callers locate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Union
+
+from netspec.ops.torch_build import MergeCall, ModuleSpec
+
+Shape = tuple[int, ...]
+Args = Mapping[str, object]
+
+
+class ShapeError(Exception):
+    """An op cannot accept its input shapes (or its args make a non-positive size)."""
+
+    def __init__(self, message: str, expected: str | None = None, found: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.expected, self.found, self.hint = message, expected, found, hint
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed op parameter.  `type` is one of PARAM_TYPES; `default` MISSING means required."""
+
+    type: str
+    default: object = None
+    doc: str = ""
+    required: bool = False
+    choices: tuple = ()
+    minimum: float | None = None  # smallest allowed value (each element, for pairs)
+    below: float | None = None    # exclusive upper bound (dropout's p < 1)
+
+
+# int2: an int or a pair [h, w]; padding: int2 or "same"/"valid"; size: int2 or null.
+PARAM_TYPES = ("int", "float", "bool", "str", "int2", "padding", "size")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A group of ops that diagrams draw alike: the legend's text for it and its Graphviz node style."""
+
+    name: str
+    legend: str
+    fill: str
+    border: str
+    shape: str = "box"
+    style: str = "rounded,filled"
+
+
+@dataclass(frozen=True)
+class Example:
+    """Sample arguments (over the op's defaults) and input shapes: small enough to build and run on a CPU in a
+    test, and valid for the op, so that every part of its entry can be checked on it."""
+
+    inputs: tuple[Shape, ...]
+    args: Mapping[str, object] = field(default_factory=dict)
+
+
+Builder = Callable[[Args, list[Shape]], ModuleSpec]
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything about one op.  The torch side is exactly one of two builders, called only by the torch backend
+    (so the entry itself imports without torch): `module(args, in_shapes)` gives the ModuleSpec of the op's
+    nn.Module for its checked args and input shapes; `function()` gives the MergeCall of a merge done as fx
+    call_function nodes (and eagerly)."""
+
+    name: str
+    doc: str
+    family: str
+    params: Mapping[str, Param]
+    shape: Callable[[Args, list[Shape]], Shape]
+    label: Callable[[Args], str]
+    example: Example
+    module: Builder | None = None
+    function: Callable[[], MergeCall] | None = None
+    count_params: Callable[[Args, list[Shape]], int] = lambda args, ins: 0
+    # Multiply-accumulates: counted for conv, conv_transpose and linear only (the convention behind
+    # torchvision's published GMACs); every other op counts 0.  See docs/ops.md.
+    macs: Callable[[Args, list[Shape], Shape], int] = lambda args, ins, out: 0
+    min_inputs: int = 1
+    max_inputs: int = 1  # 0 means any number
+    # Whether the op's output is a new tensor that its own backward does not need, so the one op that reads it
+    # next may overwrite it: the backward keeps the inputs (conv, conv_transpose, linear, batchnorm, max-pool
+    # indices) or nothing (add, concat, avgpool), never the output; and the output is not a view of, or the same
+    # tensor as, the input (as flatten, identity and eval dropout give).  A callable of the args where that
+    # depends on them (batchnorm's `impl: formula` returns an expression of tensors autograd keeps).
+    fresh_output: Union[bool, Callable[[Args], bool]] = False
+    # Whether the op's module may overwrite its input (built with `inplace=True`) where its input is fresh and
+    # read by nothing else: what hand-written PyTorch does for ReLU, saving one activation buffer per ReLU.
+    in_place: bool = False
+
+    def __post_init__(self):
+        if (self.module is None) == (self.function is None):
+            raise ValueError(f"op {self.name!r}: give exactly one of `module` and `function`")
+        if self.min_inputs < 1 or (self.max_inputs and self.max_inputs < self.min_inputs):
+            raise ValueError(f"op {self.name!r}: inputs must be min_inputs ≥ 1 and max_inputs ≥ min_inputs "
+                             f"(or 0 for any number), not {self.min_inputs}..{self.max_inputs}")
+        if self.in_place and self.module is None:
+            raise ValueError(f"op {self.name!r}: only an op with a module can be built in place")
+        if not self.doc or any(not p.doc for p in self.params.values()):
+            raise ValueError(f"op {self.name!r}: the op and each of its params need a doc")
+
+    def is_fresh(self, args: Args) -> bool:
+        """`fresh_output` for these args."""
+        return self.fresh_output(args) if callable(self.fresh_output) else self.fresh_output
+
+
+def defaults(op: Op) -> dict[str, object]:
+    return {name: p.default for name, p in op.params.items() if not p.required}
+
+
+# ── argument checking ─────────────────────────────────────────────────────────────────────────────────────────
+
+class ArgError(Exception):
+    def __init__(self, expected: str, found: str):
+        super().__init__(f"expected {expected}, found {found}")
+        self.expected, self.found = expected, found
+
+
+def _describe(value) -> str:
+    kind = {bool: "bool", int: "int", float: "float", str: "string", type(None): "null",
+            list: "list", tuple: "list", dict: "mapping"}.get(type(value), type(value).__name__)
+    return f"{kind} {value!r}" if kind != "mapping" else "a mapping"
+
+
+def check_arg(param: Param, value: object) -> object:
+    """Checks one evaluated op argument against its Param; returns it normalized (tuples → lists, ints → floats
+    where a float is expected) or raises ArgError."""
+    kind = param.type
+    if value is None and not param.required and param.default is None:
+        return None
+    if kind == "padding" and value in ("same", "valid"):
+        return value
+    if kind == "str":
+        if not isinstance(value, str) or (param.choices and value not in param.choices):
+            raise ArgError(" or ".join(map(repr, param.choices)) if param.choices else "a string", _describe(value))
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ArgError("true or false", _describe(value))
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ArgError("a number", _describe(value))
+        _bounds(param, float(value))
+        return float(value)
+    if kind == "int" or (kind in ("int2", "padding", "size") and not isinstance(value, (list, tuple))):
+        if isinstance(value, bool) or not isinstance(value, int):
+            expected = "an int" if kind == "int" else "an int or [h, w]" + (", 'same' or 'valid'" if kind == "padding" else "")
+            raise ArgError(expected, _describe(value))
+        _bounds(param, value)
+        return value
+    if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise ArgError("an int or a pair [h, w] of ints", _describe(value))
+    for v in value:
+        _bounds(param, v)
+    return list(value)
+
+
+def _bounds(param: Param, value: float) -> None:
+    if param.minimum is not None and value < param.minimum:
+        raise ArgError(f"a value ≥ {param.minimum:g}", repr(value))
+    if param.below is not None and value >= param.below:
+        raise ArgError(f"a value < {param.below:g}", repr(value))
+
+
+# ── shape helpers shared by the family files ──────────────────────────────────────────────────────────────────
+
+def pair(value) -> tuple[int, int]:
+    """`3` → (3, 3); `[3, 5]` → (3, 5)."""
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def fmt_pair(value) -> str:
+    h, w = pair(value)
+    return f"{h}" if h == w else f"{h}×{w}"
+
+
+def fmt_kernel(value) -> str:
+    """Kernels always read as h×w in diagrams (`conv 3×3 /2 → 64`)."""
+    h, w = pair(value)
+    return f"{h}×{w}"
+
+
+def show(shape: Shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def need_rank(op: str, shape: Shape, ranks: tuple[int, ...]) -> None:
+    if len(shape) not in ranks:
+        want = " or ".join({1: "[features]", 3: "[channels, height, width]"}[r] for r in ranks)
+        raise ShapeError(f"{op} needs a {want} input", expected=want, found=show(shape),
+                         hint="add `flatten` before a linear layer" if ranks == (1,) else None)
+
+
+def spatial_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (math.ceil(span / stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:  # PyTorch: the last window must start inside the input
+        out -= 1
+    return out
+
+
+def positive(op: str, shape: Shape, detail: str) -> Shape:
+    if any(d <= 0 for d in shape):
+        raise ShapeError(f"{op} output size is not positive: {show(shape)} ({detail})",
+                         expected="every dimension ≥ 1", found=show(shape),
+                         hint="the input is too small for this kernel/stride; use a larger input or less downsampling")
+    return shape
+
+
+def same_shape(args: Args, ins: list[Shape]) -> Shape:
+    """The shape rule of an op that keeps its input's shape."""
+    return ins[0]
+
+
+def as_pair(value):
+    """Op args hold pairs as YAML lists; PyTorch (and repr) want tuples.  Ints and strings pass through."""
+    return tuple(value) if isinstance(value, list) else value

@@ -1,0 +1,89 @@
+"""The norm family: batchnorm (nn.BatchNorm1d/2d, or the course's formulas), layernorm, groupnorm and lrn."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from netspec.ops.base import Args, Example, Family, Op, Param as P, Shape, ShapeError, need_rank
+from netspec.ops.torch_build import ModuleSpec, nn
+
+FAMILY = Family("norm", "norm", "#fdf1c7", "#b8972f")
+
+
+def _norm_shape(op: str) -> Callable[[Args, list[Shape]], Shape]:
+    def rule(args: Args, ins: list[Shape]) -> Shape:
+        (x,) = ins
+        need_rank(op, x, (1, 3))
+        return x
+    return rule
+
+
+def _groupnorm_shape(args: Args, ins: list[Shape]) -> Shape:
+    (x,) = ins
+    need_rank("groupnorm", x, (3,))
+    if x[0] % args["groups"]:
+        raise ShapeError(f"groupnorm groups={args['groups']} must divide the channels ({x[0]})",
+                         expected=f"channels divisible by {args['groups']}", found=str(x[0]))
+    return x
+
+
+def _per_channel_affine(args: Args, ins: list[Shape]) -> int:
+    """A scale and a shift per channel (per feature), when affine."""
+    return 2 * ins[0][0] if args["affine"] else 0
+
+
+def _batchnorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
+    image = len(ins[0]) == 3  # (C, H, W) without the batch dim; otherwise (F,)
+    common = (("eps", args["eps"]), ("momentum", args["momentum"]), ("affine", args["affine"]))
+    if args["impl"] == "formula":
+        from netspec.ops.formula_bn import FormulaBatchNorm  # imports torch: only when a module is wanted
+        return ModuleSpec(FormulaBatchNorm, (ins[0][0], 4 if image else 2), common)
+    return ModuleSpec(nn.BatchNorm2d if image else nn.BatchNorm1d, (ins[0][0],), common)
+
+
+def _layernorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
+    # Normalizes over every non-batch dim, so the affine weights have the input's full per-sample shape.
+    return ModuleSpec(nn.LayerNorm, (tuple(ins[0]),),
+                      (("eps", args["eps"]), ("elementwise_affine", args["affine"])))
+
+
+_EPS = P("float", 1e-5, "added to the variance", minimum=0)
+
+OPS = [
+    Op("batchnorm", "Batch normalization; 1-D or 2-D by the input's rank. impl `formula` is the course's own "
+       "equations in plain tensor ops (moving statistics as buffers, biased running variance).", "norm", {
+        "eps": _EPS,
+        "momentum": P("float", 0.1, "weight of the new batch in the moving statistics", minimum=0),
+        "affine": P("bool", True, "learnable scale γ and shift β"),
+        "impl": P("str", "torch", "torch (nn.BatchNorm1d/2d) or formula", choices=("torch", "formula")),
+    }, _norm_shape("batchnorm"), lambda a: "batchnorm" + (" (formula)" if a["impl"] == "formula" else ""),
+       count_params=_per_channel_affine, module=_batchnorm_module,
+       # nn.BatchNorm's backward keeps its input, not its output.  The formula's output ends a chain of plain
+       # tensor ops whose saved tensors nobody has checked, so it is not vouched for.
+       fresh_output=lambda a: a["impl"] == "torch",
+       example=Example([(6, 5, 5)], {"eps": 1e-3, "momentum": 0.2})),
+    Op("layernorm", "Layer normalization over all non-batch dimensions (nn.LayerNorm).", "norm", {
+        "eps": _EPS,
+        "affine": P("bool", True, "learnable elementwise scale and shift"),
+    }, _norm_shape("layernorm"), lambda a: "layernorm",
+       count_params=lambda a, i: 2 * math.prod(i[0]) if a["affine"] else 0, module=_layernorm_module,
+       example=Example([(6, 4, 4)])),
+    Op("groupnorm", "Group normalization over channel groups (nn.GroupNorm).", "norm", {
+        "groups": P("int", required=True, doc="number of channel groups; must divide the channels", minimum=1),
+        "eps": _EPS,
+        "affine": P("bool", True, "learnable per-channel scale and shift"),
+    }, _groupnorm_shape, lambda a: f"groupnorm g{a['groups']}", count_params=_per_channel_affine,
+       module=lambda a, i: ModuleSpec(nn.GroupNorm, (a["groups"], i[0][0]),
+                                      (("eps", a["eps"]), ("affine", a["affine"]))),
+       example=Example([(8, 4, 4)], {"groups": 4})),
+    Op("lrn", "Local response normalization across channels (nn.LocalResponseNorm).", "norm", {
+        "size": P("int", required=True, doc="number of neighbouring channels", minimum=1),
+        "alpha": P("float", 1e-4, "multiplicative factor"),
+        "beta": P("float", 0.75, "exponent"),
+        "k": P("float", 1.0, "additive factor"),
+    }, _norm_shape("lrn"), lambda a: f"lrn {a['size']}",
+       module=lambda a, i: ModuleSpec(nn.LocalResponseNorm, (a["size"],),
+                                      (("alpha", a["alpha"]), ("beta", a["beta"]), ("k", a["k"]))),
+       example=Example([(8, 5, 5)], {"size": 5})),
+]
