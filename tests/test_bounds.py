@@ -275,11 +275,13 @@ def test_the_measurement_sees_a_big_child(folder):
     assert json.loads(report.read_text())["rss_mb"] > 300
 
 
-def test_the_measurements_are_reported(capsys):
-    """Prints the table docs/testing.md records (run with -s to see it)."""
-    if not MEASURED:
-        pytest.skip("no bound was measured in this session")
-    with capsys.disabled():
-        print("\n[bounds] case: CPU s / wall s / peak RSS MB")
+@pytest.fixture(scope="module", autouse=True)
+def report_measurements(request):
+    """After this module's tests: the table docs/testing.md records (CPU s, wall s, peak RSS of each case), in
+    pytest's summary, whatever order the tests ran in."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if MEASURED and reporter is not None:
+        reporter.write_line("\n[bounds] case: CPU s / wall s / peak RSS MB")
         for name, usage in MEASURED.items():
-            print(f"  {name:<26} {usage.cpu:5.2f} {usage.wall:5.2f} {usage.rss_mb:6.1f}")
+            reporter.write_line(f"  {name:<26} {usage.cpu:5.2f} {usage.wall:5.2f} {usage.rss_mb:6.1f}")

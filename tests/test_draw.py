@@ -16,7 +16,7 @@ import networkx as nx
 import pytest
 
 import netspec
-from conftest import all_specs, spec_params
+from conftest import REPO, all_specs, spec_params
 from netspec import cli
 from netspec.backends.draw import dot as draw_dot
 from netspec.cli import draw as draw_cli
@@ -68,8 +68,9 @@ every_spec = pytest.mark.parametrize("spec", spec_params())
 def test_dot_output_equals_the_golden_file(name, spec):
     source = netspec.draw(spec).source
     golden = GOLDEN / f"{name}.dot"
-    if os.environ.get("NETSPEC_UPDATE_GOLDEN"):
+    if os.environ.get("NETSPEC_UPDATE_GOLDEN") and source != golden.read_text(encoding="utf-8"):
         golden.write_text(source, encoding="utf-8")
+        pytest.fail(f"rewrote {golden}: review the diff, then run the tests without NETSPEC_UPDATE_GOLDEN")
     assert source == golden.read_text(encoding="utf-8"), f"{golden} differs; NETSPEC_UPDATE_GOLDEN=1 rewrites it"
 
 
@@ -396,3 +397,11 @@ def test_the_committed_gallery_is_up_to_date():
     stale += [n for n in fresh if n.endswith(".dot") and not (GALLERY / n).with_suffix(".svg").exists()]
     assert not stale, f"docs/gallery is stale ({', '.join(stale)}): run `make gallery`"
     assert len([n for n in fresh if n.endswith(".dot") and not n.endswith("-full.dot")]) == len(SPECS)
+
+
+def test_docs_draw_gives_every_op_family_its_colour():
+    from netspec.ops import FAMILIES
+
+    text = (REPO / "docs" / "draw.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| (\w+) \| [^|]+ \|$", text, re.M))
+    assert set(FAMILIES) <= listed, f"docs/draw.md has no colour for {sorted(set(FAMILIES) - listed)}"

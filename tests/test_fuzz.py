@@ -38,7 +38,7 @@ LIBRARIES = sorted(p.name for p in (SPECS / "blocks").glob("*.yaml"))
 SCALE = 20                                 # the slow run's examples per default example
 EXAMPLES = {"data": 340, "text": 150, "random_text": 80, "tokens": 100, "structures": 120, "overrides": 60}  # 850
 FIRST_LINE = re.compile(r"^[^\n]+:\d+:\d+: error: \S")
-COUNTS: Counter = Counter()                # inputs tried per property (the tests check the promised numbers)
+COUNTS: Counter = Counter()                # inputs tried per property (each test checks its promised number)
 
 
 def _settings(examples: int):
@@ -308,8 +308,19 @@ def _text_test(kind: str, strategy, examples: int):
     return test
 
 
+def _counted(kind: str, property_test, examples: int):
+    """The property, then a check that it really tried its number of inputs (hypothesis stops early only when it
+    believes a space is exhausted; these are not).  Checked inside each test, so no test depends on another."""
+    def test(folder):
+        before = COUNTS[kind]
+        property_test(folder)
+        tried = COUNTS[kind] - before
+        assert tried >= examples, f"{kind}: {tried} inputs tried, {examples} promised"
+    return test
+
+
 def _tests(scale: int):
-    return {
+    properties = {
         "data": _data_test(EXAMPLES["data"] * scale),
         "text": _text_test("text", text_mutations(), EXAMPLES["text"] * scale),
         "random_text": _text_test("random_text", RANDOM_TEXT, EXAMPLES["random_text"] * scale),
@@ -318,6 +329,7 @@ def _tests(scale: int):
         "structures": _text_test("structures", spec_like().map(_dump), EXAMPLES["structures"] * scale),
         "overrides": _overrides_test(EXAMPLES["overrides"] * scale),
     }
+    return {kind: _counted(kind, test, EXAMPLES[kind] * scale) for kind, test in properties.items()}
 
 
 CI, LONG = _tests(1), _tests(SCALE)
@@ -335,27 +347,6 @@ test_long_run_of_random_text = pytest.mark.slow(LONG["random_text"])
 test_long_run_of_yaml_token_soups = pytest.mark.slow(LONG["tokens"])
 test_long_run_of_random_spec_like_structures = pytest.mark.slow(LONG["structures"])
 test_long_run_of_random_param_overrides = pytest.mark.slow(LONG["overrides"])
-
-
-def _tried_as_promised(scale: int, capsys) -> None:
-    """Runs after the properties of this module: each that ran reached its number of examples (hypothesis stops
-    early only when it believes a space is exhausted; these are not), and the total is printed."""
-    ran = {kind: n for kind, n in COUNTS.items() if n}
-    if not ran:
-        pytest.skip("no fuzz property ran in this session (selected alone)")
-    for kind, count in ran.items():
-        assert count >= EXAMPLES[kind] * scale, (kind, count)
-    with capsys.disabled():
-        print(f"\n[fuzz] {sum(ran.values()):,} inputs: " + ", ".join(f"{k} {n:,}" for k, n in sorted(ran.items())))
-
-
-def test_the_fuzzers_tried_as_many_inputs_as_promised(capsys):
-    _tried_as_promised(1, capsys)
-
-
-@pytest.mark.slow
-def test_the_long_run_tried_as_many_inputs_as_promised(capsys):
-    _tried_as_promised(SCALE, capsys)
 
 
 def test_the_default_run_promises_at_least_500_inputs_and_the_long_run_10000():

@@ -1,4 +1,4 @@
-"""`netspec draw`: the command-line side of draw.py.  Imports neither torch nor (until it runs) graphviz.
+"""`netspec draw`: the command-line side of backends/draw/.  Imports neither torch nor (until it runs) graphviz.
 
     netspec draw SPEC                      DOT on stdout (pipe it into `dot`, or redirect it)
     netspec draw SPEC -o net.svg           .svg, .png, .pdf through Graphviz's `dot`; .dot as text

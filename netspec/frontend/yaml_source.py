@@ -216,7 +216,7 @@ def _tag_error(tag: str, mark: Mark) -> SpecErrors:
     shown = tag.replace("tag:yaml.org,2002:", "!!")
     return SpecErrors.one(f"the tag `{shown}` is not allowed: a spec is plain data", mark,
                           expected="strings, numbers, booleans, null, lists and mappings", found=shown,
-                          hint="remove the tag; custom ops come from registered Python plugins, never from a spec")
+                          hint="remove the tag; a spec is plain data, and ops are defined in netspec's op registry, never in a spec")
 
 
 # libyaml's parser is ~20× faster than PyYAML's (a 1 MB expression must be refused within a second) and bounds

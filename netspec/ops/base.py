@@ -27,7 +27,7 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Param:
-    """One typed op parameter.  `type` is one of PARAM_TYPES; `default` MISSING means required."""
+    """One typed op parameter.  `type` is one of PARAM_TYPES; a `required` param has no default."""
 
     type: str
     default: object = None

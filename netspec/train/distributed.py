@@ -97,11 +97,6 @@ def sync_buffers(model: torch.nn.Module, info: Dist) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
-def barrier(info: Dist) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 def shard(indices: torch.Tensor, info: Dist) -> torch.Tensor:
     """This rank's share of an epoch's permutation: every world-th index from its rank on, after dropping the
     tail that would give ranks unequal counts (so every rank runs the same number of steps)."""

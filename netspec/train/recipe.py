@@ -8,7 +8,7 @@ is repeatable from its recipe alone; the options may change between a run and it
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Mapping
 
 OPTIMIZERS = ("sgd", "momentum", "adamw")
@@ -128,10 +128,6 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(f"label_smoothing must be in [0, 1), got {recipe.label_smoothing}")
     if recipe.resize is not None and recipe.resize < 1:
         raise RecipeError(f"resize must be a positive side length (or 0/null to keep the size), got {recipe.resize}")
-
-
-def with_epochs(recipe: Recipe, epochs: int) -> Recipe:
-    return replace(recipe, epochs=epochs)
 
 
 def from_json(data: Mapping[str, object]) -> Recipe:

@@ -42,12 +42,11 @@ class Style:
 
 
 # Each op family declares its own style and legend text (netspec.ops.FAMILIES); these boxes are no op family:
-# the input/output, collapsed blocks and folded repeats.  Unknown families (plugins) get OTHER.
+# the input/output, collapsed blocks and folded repeats.
 _NOT_OPS = {"io": (Style("#ffffff", "#222222", style="rounded,bold"), "input / output"),
             "block": (Style("#f4f4f4", "#333333", style="rounded,filled,bold"), "collapsed block")}
 STYLES = MappingProxyType({**{f.name: Style(f.fill, f.border, f.shape, f.style) for f in FAMILIES.values()},
                            **{name: style for name, (style, _) in _NOT_OPS.items()}})
-OTHER = Style("#ffffff", "#555555")
 FOLDED = Style("#f4f4f4", "#333333", "box3d", "filled")
 # The op families in their declared order, then collapsed blocks, then input/output.
 LEGEND = (*((f.name, f.legend) for f in FAMILIES.values()),
@@ -112,7 +111,7 @@ def _emit(graph: graphviz.Digraph, key: str | None, children: dict) -> None:
 
 
 def _node(graph: graphviz.Digraph, item: Item) -> None:
-    style = FOLDED if item.count > 1 else STYLES.get(item.family, OTHER)
+    style = FOLDED if item.count > 1 else STYLES[item.family]
     attrs = dict(label=_html(item.title, item.lines), shape=style.shape, style=style.style,
                  fillcolor=style.fill, color=style.border, tooltip=item.tooltip)
     if item.family == "merge":
