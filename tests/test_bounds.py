@@ -280,8 +280,10 @@ def report_measurements(request):
     """After this module's tests: the table docs/testing.md records (CPU s, wall s, peak RSS of each case), in
     pytest's summary, whatever order the tests ran in."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if MEASURED and reporter is not None:
-        reporter.write_line("\n[bounds] case: CPU s / wall s / peak RSS MB")
-        for name, usage in MEASURED.items():
-            reporter.write_line(f"  {name:<26} {usage.cpu:5.2f} {usage.wall:5.2f} {usage.rss_mb:6.1f}")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if MEASURED and reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n[bounds] case: CPU s / wall s / peak RSS MB")
+            for name, usage in MEASURED.items():
+                reporter.write_line(f"  {name:<26} {usage.cpu:5.2f} {usage.wall:5.2f} {usage.rss_mb:6.1f}")
