@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import report
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SPECS = {"googlenet": "specs/imagenet/googlenet.yaml", "densenet121": "specs/imagenet/densenet121.yaml"}
@@ -62,8 +64,9 @@ def commands(tmp: Path) -> dict[str, list[str]]:
 
 def torchinfo_python() -> str | None:
     """An interpreter where torchvision and torchinfo both import: this one, $NETSPEC_BENCH_TV_PYTHON, or the
-    team's /work/tvenv.  None when there is none (the comparison is then skipped, and says so)."""
-    candidates = [sys.executable, os.environ.get("NETSPEC_BENCH_TV_PYTHON"), "/work/tvenv/bin/python"]
+    checkout's .tvenv (docs/zoo.md).  None when there is none (the comparison is then skipped, and says so)."""
+    tvenv = Path(__file__).resolve().parent.parent / ".tvenv" / "bin" / "python"
+    candidates = [sys.executable, os.environ.get("NETSPEC_BENCH_TV_PYTHON"), str(tvenv)]
     for python in filter(None, candidates):
         if Path(python).exists() and subprocess.run([python, "-c", "import torchvision, torchinfo"],
                                                     capture_output=True).returncode == 0:
@@ -91,11 +94,11 @@ def run(runs: int, with_torchinfo: bool, torchinfo_runs: int = 3) -> dict:
             order = list(active) if index % 2 == 0 else list(reversed(active))
             for label in order:
                 samples[label].append(wall(active[label], ROOT))
-    result = {"runs": runs, "python": sys.executable,
+    result = {"runs": runs, "python": report.interpreter(sys.executable),
               "cold_s": {label: summarize([w for w, _ in values]) for label, values in samples.items()},
               "cold_cpu_s": {label: summarize([c for _, c in values]) for label, values in samples.items()}}
     if python:
-        result["torchinfo_python"] = python
+        result["torchinfo_python"] = report.interpreter(python)
         result["torchinfo_over_summary"] = {
             model: ratio_spread([w for w, _ in samples[f"torchinfo {model}"]],
                                 [w for w, _ in samples[f"summary {model}"]]) for model in SPECS}

@@ -12,6 +12,12 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 TITLE = "# Benchmarks\n\nSpeed claims in netspec are measured side by side against a baseline, never as timed unit tests.\n"
 
 
+def interpreter(path: str) -> str:
+    """An interpreter as its venv names it (`.tvenv/bin/python`): results and docs hold no machine's paths."""
+    parts = Path(path).parts
+    return str(Path(*parts[-3:])) if len(parts) >= 3 else str(path)
+
+
 def update(doc: Path, results: dict) -> None:
     section = render(results, doc.parent)
     text = doc.read_text(encoding="utf-8") if doc.exists() else TITLE

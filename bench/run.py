@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import report  # noqa: E402
 
 SECTIONS = ("overhead", "frontend", "scaling", "train")
-TV_CANDIDATES = ("NETSPEC_BENCH_TV_PYTHON", "/work/tvenv/bin/python")
+TV_CANDIDATES = ("NETSPEC_BENCH_TV_PYTHON", str(Path(__file__).resolve().parent.parent / ".tvenv" / "bin" / "python"))
 
 
 def machine() -> dict:
@@ -65,7 +65,7 @@ def _loadavg() -> list[float] | None:
 
 def torchvision_python() -> str | None:
     """An interpreter that imports torchvision and netspec's dependencies: this one, $NETSPEC_BENCH_TV_PYTHON or
-    /work/tvenv.  None means the overhead section uses bench/reference_models.py in this interpreter."""
+    the checkout's .tvenv (docs/zoo.md).  None means the overhead section uses bench/reference_models.py in this interpreter."""
     candidates = [sys.executable, os.environ.get(TV_CANDIDATES[0]), TV_CANDIDATES[1]]
     for python in filter(None, candidates):
         probe = subprocess.run([python, "-c", "import torchvision, yaml, jsonschema, networkx"], capture_output=True)
@@ -85,7 +85,7 @@ def run_overhead(quick: bool, baseline: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"bench/overhead.py failed (exit {proc.returncode})")
     result = json.loads(proc.stdout)
-    result["python"] = cmd[0]
+    result["python"] = report.interpreter(cmd[0])
     return result
 
 
