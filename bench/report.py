@@ -115,7 +115,7 @@ prints both models' torch.profiler tables):
   `ReLU(inplace=True)`; netspec built every ReLU out of place. Before the fix the 1-thread medians were up to
   1.02–1.03 (DenseNet-121 inference, GoogLeNet training), and the DenseNet-121 inference profile showed why:
   `aten::clamp_min` 9.5 ms against torchvision's `aten::clamp_min_` 3.4 ms per 5 calls, plus BatchNorm
-  writing into fresh rather than reused buffers — 2.7 % more self CPU time. `netspec/compile.py` now builds a
+  writing into fresh rather than reused buffers — 2.7 % more self CPU time. `netspec/backends/fx.py` now builds a
   ReLU in place when its input comes from a conv, linear, torch BatchNorm, add, concat or pooling op (fresh
   tensors their backward does not keep) and nothing else reads that input; a wrong case could not pass
   silently, autograd refuses to backpropagate through a saved tensor that was modified. The *ablation* row
@@ -165,7 +165,7 @@ Where a cold `netspec validate specs/imagenet/googlenet.yaml` spends its ≈ 0.1
 then reading the YAML 0.02 s, validation 0.01 s, expansion 0.02 s, shapes and printing the rest. jsonschema is
 no longer imported for a valid spec: a yes/no check compiled from the schema answers first, and jsonschema runs
 only to word the errors of a spec that fails it (docs/decisions.md). That took 0.09–0.12 s off every command
-(0.29–0.35 s before). networkx's import stays: the graph IR is a networkx graph.
+(0.29–0.35 s before). networkx's import stays: it holds the IR's topology (netspec/ir.py).
 
 Warm, in one process, torchinfo no longer pays for importing torch or building the model, and netspec still
 reads and checks the YAML files each time, so that ratio says how the pipeline itself compares with torchinfo's
