@@ -19,7 +19,8 @@ from netspec.frontend.schema_fast import Unsupported, checker, compile_schema
 from netspec.frontend.grammar import SCHEMA_PATH
 from netspec.generators.schema import build_schema, render_schema
 from netspec.frontend.yaml_source import Document, parse_text, read_document
-from netspec.frontend.validate import fast_check, validate
+from netspec.frontend.schema import fast_check
+from netspec.frontend.validate import validate
 
 from conftest import REPO, SPECS, all_specs, run_cli, spec_params
 from test_fuzz import LIBRARY_DATA, ORIGINALS, mutated_data
@@ -232,9 +233,9 @@ def test_a_bare_seq_is_refused():
 # ── the fast schema check (netspec/schema_check.py) ───────────────────────────────────────────────────────────
 
 def jsonschema_accepts(data) -> bool:
-    from netspec.frontend.validate import _validator
+    from netspec.frontend.schema import validator
 
-    return _validator().is_valid(data)
+    return validator().is_valid(data)
 
 
 def test_the_fast_check_compiles_the_shipped_schema():
