@@ -311,3 +311,35 @@ def test_a_valid_spec_is_validated_without_importing_jsonschema():
 def test_an_invalid_spec_still_gets_jsonschemas_located_errors():
     error = only_error(NET + "body:\n  - conv: {out: 8, kernel: 3, bias: maybe}\n")
     assert error.mark.line == 5 and "bias" in error.message
+
+
+# ── every independent mistake, in one run ─────────────────────────────────────────────────────────────────────
+
+def test_two_misspelt_keys_inside_one_items_seq_are_two_errors():
+    errors = errors_of(NET + "body:\n  - {seq: [{conv: {out: 4, kernal: 3}}, {relu: {inplase: true}}]}\n")
+    assert [e.message for e in errors] == ["unknown key `kernal` in `body.0.seq.0.conv`",
+                                           "unknown key `inplase` in `body.0.seq.1.relu`"]
+
+
+def test_two_misspelt_keys_of_one_op_are_one_error_each_not_also_missing_keys():
+    errors = errors_of(NET + "body:\n  - {conv: {outt: 4, kernal: 3}}\n")
+    assert [e.message for e in errors] == ["unknown key `outt` in `body.0.conv`",
+                                           "unknown key `kernal` in `body.0.conv`"]
+    assert [e.hint for e in errors] == ["did you mean `out`?", "did you mean `kernel`?"]
+
+
+def test_a_misspelt_key_beside_a_missing_one_is_two_errors():
+    errors = errors_of(NET + "body:\n  - {seq: [{conv: {outt: 4}}]}\n")
+    assert [e.message for e in errors] == ["missing key `kernel` in `body.0.seq.0.conv`",   # at the mapping
+                                           "unknown key `outt` in `body.0.seq.0.conv`"]
+
+
+def test_a_bad_name_and_a_misspelt_op_elsewhere_are_both_reported():
+    errors = errors_of(NET + "body:\n  - {conv: {out: 4, kernel: 3}, name: 3bad}\n  - {reluu: {}}\n")
+    assert [(e.message, e.mark.line) for e in errors] == [("invalid name '3bad'", 5),
+                                                          ("unknown op or template `reluu`", 6)]
+
+
+def test_mistakes_in_two_branches_of_one_merge_are_two_errors():
+    errors = errors_of(NET + "body:\n  - concat: [[{conv: {out: 4, kernal: 3}}], [{maxpool: {kernel: 2, strid: 2}}]]\n")
+    assert [e.message.split(" in ")[0] for e in errors] == ["unknown key `kernal`", "unknown key `strid`"]
