@@ -230,7 +230,7 @@ def test_a_bare_seq_is_refused():
     assert only_error(NET + "body: [relu, seq]\n").message == "a bare `seq` has no items"
 
 
-# ── the fast schema check (netspec/schema_check.py) ───────────────────────────────────────────────────────────
+# ── the fast schema check (netspec/frontend/schema_fast.py) ───────────────────────────────────────────────────────────
 
 def jsonschema_accepts(data) -> bool:
     from netspec.frontend.schema import validator
@@ -239,7 +239,7 @@ def jsonschema_accepts(data) -> bool:
 
 
 def test_the_fast_check_compiles_the_shipped_schema():
-    assert fast_check() is not None, "schema_check.py lacks a keyword the schema now uses"
+    assert fast_check() is not None, "schema_fast.py lacks a keyword the schema now uses"
 
 
 @pytest.mark.parametrize("path", spec_params(sorted(SPECS.rglob("*.yaml"))))

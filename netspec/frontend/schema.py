@@ -34,12 +34,12 @@ def fast_check():
 
 @lru_cache(maxsize=1)
 def validator():
-    # Imported here: only a document that fails the fast check (schema_check.py) pays for jsonschema.
+    # Imported here: only a document that fails the fast check (schema_fast.py) pays for jsonschema.
     import jsonschema
 
     schema = _schema()
     # JSON Schema counts 2.0 as an integer; the phases after validation compute with Python ints (range,
-    # slicing, `:,` formats), so a float must not pass where the schema says integer (found by tests/test_fuzz.py).
+    # slicing, `:,` formats), so a float must not pass where the schema says integer.
     strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
     return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=strict)(schema)
@@ -59,7 +59,7 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
                         expected="1", found=repr(version), hint="this netspec reads `netspec: 1`")
         return
     check = fast_check()
-    if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_check.py)
+    if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_fast.py)
         return
     seen: set[tuple] = set()
     for error in sorted(validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):

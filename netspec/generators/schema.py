@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from netspec.frontend.grammar import MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS, takes_branches
 from netspec.ops import OPS, Param
