@@ -54,6 +54,9 @@ def collect_templates(documents: list[Document]) -> tuple[dict[str, MDict], list
     return templates, errors
 
 
+_COMPOSITES_TEXT = ", ".join(COMPOSITES[:-1]) + " or " + COMPOSITES[-1]    # "seq, concat or add"
+
+
 # ── items ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
 def item_errors(item, mark: Mark, templates: Mapping[str, object]) -> list[SpecError]:
@@ -69,7 +72,7 @@ def _item_errors(item, mark: Mark, templates) -> Iterator[SpecError]:
         return
     kind, extra = item_kind(item)
     if kind is None:
-        yield SpecError("the item has no op, template, seq, concat or add", mark,
+        yield SpecError(f"the item has no op, template, {_COMPOSITES_TEXT}", mark,
                         expected="one of them, e.g. `conv: {out: 64, kernel: 3}`", found=", ".join(item) or "{}")
         return
     if kind == SEQ and not isinstance(item, MDict):
@@ -81,7 +84,7 @@ def _item_errors(item, mark: Mark, templates) -> Iterator[SpecError]:
     kind_mark = key_mark(item, kind) if isinstance(item, MDict) else mark
     if kind not in OPS and kind not in templates and kind not in COMPOSITES:
         known = list(OPS) + list(templates) + list(COMPOSITES) + list(MODIFIERS)  # `form:` → `from`
-        yield SpecError(f"unknown op or template `{kind}`", kind_mark, expected="an op, a block template or seq/concat/add",
+        yield SpecError(f"unknown op or template `{kind}`", kind_mark, expected="an op, a block template or " + "/".join(COMPOSITES),
                         found=f"`{kind}`", hint=did_you_mean(kind, known) or "`netspec list` shows the blocks; "
                         "docs/ops.md the ops; a block library must be listed in `imports:`")
         return
