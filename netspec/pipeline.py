@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from netspec.frontend import imports, validate
+from netspec.frontend.syntax import Spec
 from netspec.frontend.yaml_source import Document
 from netspec.ir import ShapedNetwork
 from netspec.passes import expand, shapes
@@ -22,7 +23,7 @@ def read(ref: str | Path) -> list[Document]:
     return imports.load_all(imports.resolve_spec(str(ref)))
 
 
-def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) -> validate.Spec:
+def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) -> Spec:
     """A spec file or built-in name → a validated Spec (raises SpecErrors)."""
     return validate.validate(read(ref), overrides)
 
@@ -41,6 +42,6 @@ def shape_documents(documents: list[Document], overrides: Mapping[str, object] |
     return shaped if changes_params(spec, overrides) else shapes.check_expect(shaped)
 
 
-def changes_params(spec: validate.Spec, overrides: Mapping[str, object] | None) -> bool:
+def changes_params(spec: Spec, overrides: Mapping[str, object] | None) -> bool:
     """Whether `overrides` give some param a value other than the spec's default."""
     return any(spec.params[name] != spec.defaults.get(name) for name in overrides or {})

@@ -19,7 +19,8 @@ from netspec.frontend.schema_fast import Unsupported, checker, compile_schema
 from netspec.frontend.grammar import SCHEMA_PATH
 from netspec.generators.schema import build_schema, render_schema
 from netspec.frontend.yaml_source import Document, parse_text, read_document
-from netspec.frontend.validate import fast_check, validate
+from netspec.frontend.schema import fast_check
+from netspec.frontend.validate import validate
 
 from conftest import REPO, SPECS, all_specs, run_cli, spec_params
 from test_fuzz import LIBRARY_DATA, ORIGINALS, mutated_data
@@ -229,16 +230,16 @@ def test_a_bare_seq_is_refused():
     assert only_error(NET + "body: [relu, seq]\n").message == "a bare `seq` has no items"
 
 
-# ── the fast schema check (netspec/schema_check.py) ───────────────────────────────────────────────────────────
+# ── the fast schema check (netspec/frontend/schema_fast.py) ───────────────────────────────────────────────────────────
 
 def jsonschema_accepts(data) -> bool:
-    from netspec.frontend.validate import _validator
+    from netspec.frontend.schema import validator
 
-    return _validator().is_valid(data)
+    return validator().is_valid(data)
 
 
 def test_the_fast_check_compiles_the_shipped_schema():
-    assert fast_check() is not None, "schema_check.py lacks a keyword the schema now uses"
+    assert fast_check() is not None, "schema_fast.py lacks a keyword the schema now uses"
 
 
 @pytest.mark.parametrize("path", spec_params(sorted(SPECS.rglob("*.yaml"))))
@@ -310,3 +311,35 @@ def test_a_valid_spec_is_validated_without_importing_jsonschema():
 def test_an_invalid_spec_still_gets_jsonschemas_located_errors():
     error = only_error(NET + "body:\n  - conv: {out: 8, kernel: 3, bias: maybe}\n")
     assert error.mark.line == 5 and "bias" in error.message
+
+
+# ── every independent mistake, in one run ─────────────────────────────────────────────────────────────────────
+
+def test_two_misspelt_keys_inside_one_items_seq_are_two_errors():
+    errors = errors_of(NET + "body:\n  - {seq: [{conv: {out: 4, kernal: 3}}, {relu: {inplase: true}}]}\n")
+    assert [e.message for e in errors] == ["unknown key `kernal` in `body.0.seq.0.conv`",
+                                           "unknown key `inplase` in `body.0.seq.1.relu`"]
+
+
+def test_two_misspelt_keys_of_one_op_are_one_error_each_not_also_missing_keys():
+    errors = errors_of(NET + "body:\n  - {conv: {outt: 4, kernal: 3}}\n")
+    assert [e.message for e in errors] == ["unknown key `outt` in `body.0.conv`",
+                                           "unknown key `kernal` in `body.0.conv`"]
+    assert [e.hint for e in errors] == ["did you mean `out`?", "did you mean `kernel`?"]
+
+
+def test_a_misspelt_key_beside_a_missing_one_is_two_errors():
+    errors = errors_of(NET + "body:\n  - {seq: [{conv: {outt: 4}}]}\n")
+    assert [e.message for e in errors] == ["missing key `kernel` in `body.0.seq.0.conv`",   # at the mapping
+                                           "unknown key `outt` in `body.0.seq.0.conv`"]
+
+
+def test_a_bad_name_and_a_misspelt_op_elsewhere_are_both_reported():
+    errors = errors_of(NET + "body:\n  - {conv: {out: 4, kernel: 3}, name: 3bad}\n  - {reluu: {}}\n")
+    assert [(e.message, e.mark.line) for e in errors] == [("invalid name '3bad'", 5),
+                                                          ("unknown op or template `reluu`", 6)]
+
+
+def test_mistakes_in_two_branches_of_one_merge_are_two_errors():
+    errors = errors_of(NET + "body:\n  - concat: [[{conv: {out: 4, kernal: 3}}], [{maxpool: {kernel: 2, strid: 2}}]]\n")
+    assert [e.message.split(" in ")[0] for e in errors] == ["unknown key `kernal`", "unknown key `strid`"]

@@ -8,7 +8,7 @@ from netspec.errors import SpecErrors
 from netspec.frontend.imports import builtin_root
 from netspec.frontend.yaml_source import MDict, read_document
 from netspec.frontend.param_types import show
-from netspec.frontend.validate import param_defaults, template_params
+from netspec.frontend.parse import param_defaults, params_of, template_params
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def catalog() -> tuple[list[Entry], list[Entry]]:
         for block, definition in (data.get("blocks") or {}).items():
             if not isinstance(definition, MDict):
                 continue
-            decls, _ = template_params(definition.get("params") or MDict(definition.mark))
-            params = {k: show(p.type) + ("" if p.required else f" = {p.default}") for k, p in decls.items()}
+            decls, _ = template_params(params_of(definition))
+            params = {k: show(p.type) + ("" if p.required else f" = {p.default.raw}") for k, p in decls.items()}
             blocks.append(Entry(block, first_line(definition.get("doc")), params))
     return specs, sorted(blocks, key=lambda e: e.name)

@@ -1,17 +1,58 @@
-"""The spec language's vocabulary, declared once: item modifiers, composite kinds, names, the train recipe's keys.
+"""The spec language's vocabulary, declared once: item kinds, modifiers, names, the train recipe's keys.
 
-The JSON Schema (`netspec.generators.schema`), the semantic rules and the expander all read these.
+An item is one kind key with its value, plus optional modifiers:
+
+    op          `conv: {out: 64}` or a bare `relu`: an op of the registry with its arguments
+    template    `basic: {channels: 64}` or a bare name: a block template with its arguments
+    seq         `seq: [item, …]`: items applied one after another (`inline: true` opens no scope)
+    branches    a merge op (any number of inputs) given a list: `concat: [[…], […]]`, each branch a list of
+                items or one item, all fed the same input
+    merge from  a merge op given a mapping: `add: {from: [a, b]}` (its `from:` is the item's)
+
+The JSON Schema (`netspec.generators.schema`), the semantic rules, the parser and the expander all read these.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from netspec.ops import OPS
 
 # The published JSON Schema, generated from this module and the op registry (a test fails when it is stale).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "netspec.schema.json"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-MODIFIERS = ("name", "from", "when", "repeat", "as", "inline", "doc")
-COMPOSITES = ("seq", "concat", "add")
+# An item's `name:` (as evaluated, when it is an expression): a name, or a plain number like the unnamed items'.
+ITEM_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
+ITEM_NAME_RULE = "letters, digits and _ (not starting with a digit), or a plain number"
+SEQ = "seq"
+# Each modifier with its JSON Schema and description (the schema's item properties, in this order).
+MODIFIER_SCHEMAS = {
+    "name": ({"type": ["string", "integer"]}, "the node's name in its scope (and in the state_dict); may be an "
+             "expression such as \"layer${i+1}\"; unnamed items are named by their index in the seq"),
+    "from": ({"$ref": "#/$defs/from"}, "earlier named node(s), or `input` (the enclosing block's input), that feed "
+             "this item instead of the previous item"),
+    "when": ({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+             "when false, the item is skipped and passes its input through"),
+    "repeat": ({"anyOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/expression"}]},
+               "repeat the item this many times, chained"),
+    "as": ({"type": "string", "pattern": NAME_PATTERN}, "the index variable of `repeat` (0-based)"),
+    "inline": ({"type": "boolean"}, "on a `seq` (with or without `repeat`): open no scope; its items are named in "
+               "the enclosing seq as if written there, unnamed ones numbered on as nn.Sequential(*layers) numbers "
+               "them"),
+    "doc": ({"type": "string"}, "a note for readers"),
+}
+MODIFIERS = tuple(MODIFIER_SCHEMAS)
+TEMPLATE_KEYS = ("doc", "params")     # a block template's own keys; the others are its body item
+
+
+def takes_branches(op) -> bool:
+    """Whether an op merges any number of inputs, and so also takes them as branches (`concat: [[…], […]]`)."""
+    return op.max_inputs == 0
+
+
+MERGES = tuple(name for name, op in OPS.items() if takes_branches(op))
+COMPOSITES = (SEQ,) + MERGES
 TRAIN_KEYS = {
     "lr": ({"type": "number", "exclusiveMinimum": 0}, "learning rate"),
     "epochs": ({"type": "integer", "minimum": 0}, "passes over the training set"),

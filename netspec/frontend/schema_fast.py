@@ -1,13 +1,13 @@
 """A yes/no check of a document against netspec's JSON Schema, without importing jsonschema.
 
 Valid specs are the common case, and importing jsonschema (with referencing, rpds and its meta-schemas) costs a
-cold `netspec validate` about 0.09 s, a third of its time.  So `validate.schema_errors` asks this checker first
+cold `netspec validate` about 0.09 s, a third of its time.  So `schema.schema_errors` asks this checker first
 and imports jsonschema only for a document that fails, to word the errors.  That makes one property essential:
 
     accepts(document)  ⇒  jsonschema finds no error in it
 
 The checker is compiled from the shipped schema into closures, one per schema object, for the keywords that
-schema uses (draft 2020-12 semantics; `integer` excludes 2.0 as `validate._validator` does).  A schema with any
+schema uses (draft 2020-12 semantics; `integer` excludes 2.0 as `schema.validator` does).  A schema with any
 other keyword does not compile (`Unsupported`), and then every document goes to jsonschema — a schema change can
 make validation slower, never wrong.  tests/test_validate.py checks the agreement on every spec, the bad-spec
 catalogue and generated documents.

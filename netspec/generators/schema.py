@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from netspec.frontend.grammar import COMPOSITES, MODIFIERS, NAME_PATTERN, SCHEMA_PATH, TRAIN_KEYS
+from netspec.frontend.grammar import MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS, takes_branches
 from netspec.ops import OPS, Param
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
-
 
 
 def _d(schema: dict, description: str) -> dict:
@@ -50,7 +48,7 @@ def _op_schema(op) -> dict:
     required = [name for name, p in op.params.items() if p.required]
     if required:
         schema["required"] = required
-    if op.family == "merge":
+    if takes_branches(op):
         schema["properties"]["from"] = _d({"$ref": "#/$defs/from"}, "the nodes to merge (sugar for the item's `from`)")
         schema["type"] = ["object", "null", "array"]
         schema = {"description": schema["description"], "anyOf": [
@@ -60,22 +58,8 @@ def _op_schema(op) -> dict:
 
 
 def _item_properties() -> dict:
-    props = {
-        "name": _d({"type": ["string", "integer"]}, "the node's name in its scope (and in the state_dict); may be an "
-                   "expression such as \"layer${i+1}\"; unnamed items are named by their index in the seq"),
-        "from": _d({"$ref": "#/$defs/from"}, "earlier named node(s), or `input` (the enclosing block's input), that "
-                   "feed this item instead of the previous item"),
-        "when": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
-                   "when false, the item is skipped and passes its input through"),
-        "repeat": _d({"anyOf": [{"type": "integer", "minimum": 0}, {"$ref": "#/$defs/expression"}]},
-                     "repeat the item this many times, chained"),
-        "as": _d({"type": "string", "pattern": NAME_PATTERN}, "the index variable of `repeat` (0-based)"),
-        "inline": _d({"type": "boolean"}, "on a `seq` (with or without `repeat`): open no scope; its items are named "
-                     "in the enclosing seq as if written there, unnamed ones numbered on as nn.Sequential(*layers) "
-                     "numbers them"),
-        "doc": _d({"type": "string"}, "a note for readers"),
-        "seq": _d({"$ref": "#/$defs/seq"}, "items applied one after another"),
-    }
+    props = {key: _d(schema, doc) for key, (schema, doc) in MODIFIER_SCHEMAS.items()}
+    props[SEQ] = _d({"$ref": "#/$defs/seq"}, "items applied one after another")
     for name, op in OPS.items():
         props[name] = _op_schema(op)
     return props
