@@ -75,3 +75,8 @@ TRAIN_KEYS = {
 }
 
 RESERVED = frozenset(COMPOSITES) | frozenset(MODIFIERS) | {"input", "output"}
+
+
+def is_expression(value: object) -> bool:
+    """True for strings with a `$` that is not part of a `$$` escape: a value `netspec.passes.expr` evaluates."""
+    return isinstance(value, str) and "$" in value.replace("$$", "")

@@ -9,14 +9,13 @@ from types import MappingProxyType
 from typing import Iterator, Mapping
 
 from netspec.errors import Mark, SpecError
-from netspec.frontend.grammar import MERGES, MODIFIERS, SEQ, TEMPLATE_KEYS
+from netspec.frontend.grammar import MERGES, MODIFIERS, SEQ, TEMPLATE_KEYS, is_expression
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, show
 from netspec.frontend.syntax import (Arg, Branch, Branches, Item, Modifiers, OpCall, Seq, Spec, Template,
                                      TemplateCall, TParam, Value)
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 from netspec.ir import Expect
 from netspec.ops import OPS
-from netspec.passes.expr import is_expression
 
 
 def parse_spec(documents: list[Document], params: Mapping[str, object]) -> Spec:

@@ -9,13 +9,12 @@ import difflib
 from typing import Iterator, Mapping
 
 from netspec.errors import Mark, Note, SpecError, did_you_mean
-from netspec.frontend.grammar import COMPOSITES, ITEM_NAME, ITEM_NAME_RULE, MODIFIERS, RESERVED, SEQ
+from netspec.frontend.grammar import COMPOSITES, ITEM_NAME, ITEM_NAME_RULE, MODIFIERS, RESERVED, SEQ, is_expression
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, type_of_value
 from netspec.frontend.parse import blocks_of, children, item_kind, params_of, template_body, template_params
 from netspec.frontend.schema import top_level_keys
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 from netspec.ops import OPS
-from netspec.passes.expr import is_expression
 
 
 def rule_errors(documents: list[Document]) -> list[SpecError]:

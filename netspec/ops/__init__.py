@@ -3,7 +3,7 @@ MACs, diagram label, family, and its torch side).  Adding an op means adding an 
 
 Each family file (`conv.py`, `linear.py`, …) declares its `FAMILY` (legend text and diagram style) and its `OPS`;
 this module only assembles them.  Importing it never imports torch: the torch side of an entry names classes
-and functions by dotted path (see `torch_build.py`).  See docs/ops.md for the generated reference.
+and functions through the lazy `torch`/`nn` stand-ins of `torch_build.py`.  docs/ops.md is generated from it.
 """
 
 from __future__ import annotations

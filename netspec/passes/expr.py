@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from netspec.errors import did_you_mean
+from netspec.frontend.grammar import is_expression
 
 MAX_EXPR_LENGTH = 1000
 MAX_NODES = 200
@@ -62,11 +63,6 @@ class InputShape:
 
 class _InputFailure(Exception):
     """Carries whatever `lazy_in` raised (its only arg) past the evaluator's nets, to be re-raised as is."""
-
-
-def is_expression(value: object) -> bool:
-    """True for strings with a `$` that is not part of a `$$` escape."""
-    return isinstance(value, str) and "$" in value.replace("$$", "")
 
 
 def evaluate(text: str, env: Mapping[str, object], lazy_in: Callable[[], InputShape] | None = None) -> object:
