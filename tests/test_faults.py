@@ -202,12 +202,16 @@ def test_a_flipped_bit_is_caught_although_torch_load_alone_would_load_it(finishe
 
 # ── a write that fails while checkpointing ────────────────────────────────────────────────────────────────────
 
-def failing_after(monkeypatch, calls: int, where: str) -> None:
-    """torch.save writes half a file then raises (a full disk), or os.replace raises, from the `calls`-th call."""
+def failing_after(monkeypatch, calls: int, where: str, name: str = "") -> None:
+    """torch.save writes half a file then raises (a full disk), or os.replace raises, from the `calls`-th call
+    (counting only the writes of `name`, when given: last.pt is the checkpoint with optimizer state, best.pt the
+    one without)."""
     count = {"n": 0}
     real_save, real_replace = torch.save, os.replace
 
     def save(obj, f, *args, **kwargs):
+        if name and ("optimizer" in obj) != (name == "last.pt"):
+            return real_save(obj, f, *args, **kwargs)
         count["n"] += 1
         if where == "save" and count["n"] >= calls:
             f.write(b"PK\x03\x04 half a checkpoint")
@@ -239,8 +243,7 @@ def test_a_failing_checkpoint_write_keeps_the_previous_checkpoint_and_leaves_no_
 
 def test_training_stops_with_one_line_when_a_checkpoint_cannot_be_written_and_keeps_the_last_good_one(
         tmp_path, monkeypatch, capsys):
-    # Epoch 1 writes last.pt and best.pt; the third torch.save is epoch 2's last.pt.
-    failing_after(monkeypatch, 3, "save")
+    failing_after(monkeypatch, 2, "save", "last.pt")   # epoch 2's last.pt
     code = main(["train", "lenet", *CLI_FLAGS, "--subset", "128", "--out", str(tmp_path), "--device", "cpu",
                  "--threads", "1", "--no-progress"])
     err = capsys.readouterr().err
