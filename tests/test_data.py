@@ -228,3 +228,108 @@ def test_to_input_scales_to_unit_range_and_resizes_on_the_device():
     assert out.shape == (2, 1, 96, 96) and out.dtype == torch.float32
     assert torch.allclose(out, torch.ones_like(out))
     assert data.to_input(x, (28, 28)).data_ptr() != x.data_ptr()
+
+
+# ── files that claim more than they hold, and data that does not fit together ────────────────────────────────
+
+def test_a_small_gzip_idx_file_that_claims_gigabytes_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 2_700_000, 28, 28) + bytes(1 << 20)))
+    reads = []
+    real_read = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: reads.append(n) or real_read(self, n))
+    with pytest.raises(DataError, match="claims 2,700,000 examples; this data set has at most 60,000"):
+        data.read_idx(path, "images", 60_000, 28)
+    assert reads == [4, 12]                                   # the header alone was read
+    path.write_bytes(gzip.compress(struct.pack(">II", 2049, 300_000_000)))
+    with pytest.raises(DataError, match="claims 300,000,000 bytes of data .* the limit is 268,435,456"):
+        data.read_idx(path)                                   # no known shape: the general bound
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height pixels (its data is missing: only the header is ever read)."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [15_000, 5_000])   # past PIL's own bomb limit, and past only netspec's
+def test_a_huge_image_in_a_folder_data_set_is_one_data_error(tmp_path, side):
+    pytest.importorskip("PIL.Image")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "big.png").write_bytes(png_header(side, side))
+    with pytest.raises(DataError, match=f"big.png: ({side}×{side} pixels; .* at most 16,777,216|cannot read)"):
+        data.load_dataset(f"folder:{tmp_path}", (1, 8, 8))
+
+
+def write_idx_set(folder: Path, train_x: bytes, train_y: bytes, test_x: bytes | None = None,
+                  test_y: bytes | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"train-images-idx3-ubyte.gz": train_x, "train-labels-idx1-ubyte.gz": train_y,
+             "t10k-images-idx3-ubyte.gz": test_x or train_x, "t10k-labels-idx1-ubyte.gz": test_y or train_y}
+    for name, content in files.items():
+        (folder / name).write_bytes(gzip.compress(content))
+
+
+def images_of(n: int) -> bytes:
+    return idx_images(torch.zeros(n, 28, 28, dtype=torch.uint8))
+
+
+BAD_SETS = {
+    "label_past_the_classes": (images_of(4), idx_labels(torch.tensor([0, 1, 2, 12])),
+                               "train label 12 is not one of its 10 classes"),
+    "no_images": (images_of(0), idx_labels(torch.zeros(0, dtype=torch.long)), "holds no examples"),
+    "truncated_header": (images_of(4)[:10], idx_labels(torch.zeros(4, dtype=torch.long)), "header is truncated"),
+    "swapped": (idx_labels(torch.zeros(4, dtype=torch.long)), images_of(4), "are the image and label files swapped"),
+    "more_images_than_labels": (images_of(64), idx_labels(torch.zeros(10, dtype=torch.long)),
+                                "64 train images but 10 labels"),
+    "images_of_another_size": (idx_images(torch.zeros(4, 32, 32, dtype=torch.uint8)),
+                               idx_labels(torch.zeros(4, dtype=torch.long)), "images of 32×32 pixels"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SETS)
+def test_idx_data_that_does_not_fit_together_is_one_data_error(tmp_path, no_env, case):
+    images, labels, message = BAD_SETS[case]
+    write_idx_set(tmp_path / "d", images, labels)
+    with pytest.raises(DataError, match=message):
+        data.load_dataset("fashion-mnist", (1, 28, 28), str(tmp_path / "d"), download=False)
+
+
+def test_the_cli_shows_bad_data_as_one_line(tmp_path, no_env, capsys):
+    from netspec.cli import main
+
+    write_idx_set(tmp_path / "d", images_of(64), idx_labels(torch.zeros(10, dtype=torch.long)))
+    assert main(["train", "lenet", "--data-dir", str(tmp_path / "d"), "--no-download", "--device", "cpu",
+                 "--out", str(tmp_path / "runs")]) == 1
+    assert capsys.readouterr().err == ("netspec: error: fashion-mnist: 64 train images but 10 labels; the image and "
+                                       "label files do not belong together\n")
+
+
+def test_a_folder_with_too_few_images_to_hold_any_out_is_refused(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        for k in range(3):
+            image.new("L", (8, 8)).save(tmp_path / label / f"{k}.png")
+    with pytest.raises(DataError, match="6 images are too few to hold out every 10th for testing"):
+        data.load_dataset(f"folder:{tmp_path}", (1, 8, 8))
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test" / "cat").mkdir(parents=True)         # a split whose test folders hold nothing
+    (tmp_path / "cat").rename(tmp_path / "train" / "cat")
+    with pytest.raises(DataError, match="no images"):
+        data.load_dataset(f"folder:{tmp_path}", (1, 8, 8))
+
+
+def test_a_cifar_batch_larger_than_ten_thousand_records_is_refused_unread(tmp_path, no_env):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for member in data.CIFAR_MEMBERS:
+        with open(folder / member, "wb") as stream:
+            stream.truncate(data.CIFAR_BATCH_BYTES + data.CIFAR_RECORD)   # sparse: no disk used
+    with pytest.raises(DataError, match="a CIFAR-10 batch file holds at most 30,730,000"):
+        data.read_cifar10(str(tmp_path), download=False)

@@ -202,12 +202,16 @@ def test_a_flipped_bit_is_caught_although_torch_load_alone_would_load_it(finishe
 
 # ── a write that fails while checkpointing ────────────────────────────────────────────────────────────────────
 
-def failing_after(monkeypatch, calls: int, where: str) -> None:
-    """torch.save writes half a file then raises (a full disk), or os.replace raises, from the `calls`-th call."""
+def failing_after(monkeypatch, calls: int, where: str, name: str = "") -> None:
+    """torch.save writes half a file then raises (a full disk), or os.replace raises, from the `calls`-th call
+    (counting only the writes of `name`, when given: last.pt is the checkpoint with optimizer state, best.pt the
+    one without)."""
     count = {"n": 0}
     real_save, real_replace = torch.save, os.replace
 
     def save(obj, f, *args, **kwargs):
+        if name and ("optimizer" in obj) != (name == "last.pt"):
+            return real_save(obj, f, *args, **kwargs)
         count["n"] += 1
         if where == "save" and count["n"] >= calls:
             f.write(b"PK\x03\x04 half a checkpoint")
@@ -239,8 +243,7 @@ def test_a_failing_checkpoint_write_keeps_the_previous_checkpoint_and_leaves_no_
 
 def test_training_stops_with_one_line_when_a_checkpoint_cannot_be_written_and_keeps_the_last_good_one(
         tmp_path, monkeypatch, capsys):
-    # Epoch 1 writes last.pt and best.pt; the third torch.save is epoch 2's last.pt.
-    failing_after(monkeypatch, 3, "save")
+    failing_after(monkeypatch, 2, "save", "last.pt")   # epoch 2's last.pt
     code = main(["train", "lenet", *CLI_FLAGS, "--subset", "128", "--out", str(tmp_path), "--device", "cpu",
                  "--threads", "1", "--no-progress"])
     err = capsys.readouterr().err
@@ -303,3 +306,127 @@ def test_any_bytes_that_are_not_an_archive_read_as_not_a_weights_file(tmp_path):
             read_weights_file(path)
         verdicts.add(str(caught.value).removeprefix(f"{path}: "))
     assert verdicts == {"not a PyTorch weights file, or a truncated one"}
+
+
+# ── checkpoints with the format tag but malformed fields ──────────────────────────────────────────────────────
+
+def tensor_bytes(n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.uint8)
+
+
+MALFORMED = {
+    "spec_not_a_mapping": ("spec", []),
+    "spec_main_a_number": ("spec", {"main": 3, "files": {"3": "x"}}),
+    "spec_text_a_number": ("spec", {"main": "a.yaml", "files": {"a.yaml": 7}}),
+    "state_a_string": ("state", "epoch 2"),
+    "state_unknown_field": ("state", {"epoch": 1, "mystery": 2}),
+    "state_epoch_a_string": ("state", {"epoch": "1"}),
+    "state_history_of_strings": ("state", {"epoch": 1, "history": ["x"]}),
+    "options_a_list": ("options", [1]),
+    "options_subset_negative": ("options", {"subset": -5}),
+    "rng_empty": ("rng", {}),
+    "rng_torch_a_string": ("rng", {"torch": "x", "aug": tensor_bytes(8), "cuda": None}),
+    "recipe_a_list": ("recipe", [1, 2]),
+    "recipe_epochs_a_string": ("recipe", {"epochs": "3"}),
+    "recipe_lr_negative": ("recipe", {"lr": -1.0}),
+    "recipe_augment_a_number": ("recipe", {"augment": 5}),
+    "model_a_list": ("model", [1]),
+    "optimizer_a_string": ("optimizer", "adam"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_checkpoint_with_a_malformed_field_is_one_line_naming_it_for_resume_and_eval(finished, tmp_path, capsys,
+                                                                                       case):
+    key, value = MALFORMED[case]
+    folder = copy_run(finished, tmp_path / "run")
+    saved = torch.load(folder / "last.pt", weights_only=True)
+    saved[key] = value
+    torch.save(saved, folder / "last.pt")
+    before = snapshot(folder)
+    assert main(["train", "--resume", str(folder), "--epochs", "3", "--device", "cpu", "--no-progress"]) == 1
+    assert main(["eval", str(folder / "last.pt"), "--device", "cpu"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert lines[0].startswith(f"netspec: error: {folder / 'last.pt'}: not a valid netspec checkpoint: `{key}")
+    assert snapshot(folder) == before
+
+
+def test_a_generator_state_of_the_wrong_size_is_a_checkpoint_error_too(finished, tmp_path, capsys):
+    folder = copy_run(finished, tmp_path / "run")
+    saved = torch.load(folder / "last.pt", weights_only=True)
+    saved["rng"]["torch"] = tensor_bytes(8)      # the right type, but no generator's state
+    torch.save(saved, folder / "last.pt")
+    assert main(["train", "--resume", str(folder), "--epochs", "3", "--device", "cpu", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "not a valid netspec checkpoint: a generator state does not load" in err and "internal" not in err
+
+
+# ── metrics.jsonl cut short ───────────────────────────────────────────────────────────────────────────────────
+
+def test_resume_drops_a_torn_last_metrics_line_and_says_so(finished, tmp_path, capsys):
+    folder = copy_run(finished, tmp_path / "run")
+    with open(folder / "metrics.jsonl", "a") as stream:
+        stream.write('{"kind": "step", "epoch": 3, "st')          # a disk-full append, cut mid-record
+    assert main(["train", "--resume", str(folder), "--epochs", "3", "--device", "cpu", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"netspec: {folder / 'metrics.jsonl'}: dropped its torn last line" in err
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+
+
+def test_a_damaged_line_before_the_last_is_one_error_naming_the_file(finished, tmp_path, capsys):
+    folder = copy_run(finished, tmp_path / "run")
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    (folder / "metrics.jsonl").write_text("\n".join([lines[0][:10], *lines[1:]]) + "\n")
+    assert main(["train", "--resume", str(folder), "--epochs", "3", "--device", "cpu", "--no-progress"]) == 1
+    assert capsys.readouterr().err == f"netspec: error: {folder / 'metrics.jsonl'}: line 1 is not a JSON record; " \
+                                      "the file is damaged\n"
+
+
+def test_a_full_disk_while_logging_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    real_open = os.open
+
+    def open_full(path, flags, *args, **kwargs):   # metrics.jsonl on a full disk: /dev/full answers ENOSPC
+        if str(path).endswith("metrics.jsonl") and flags & os.O_APPEND:
+            return real_open("/dev/full", os.O_WRONLY)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_full)
+    code = main(["train", "lenet", *CLI_FLAGS, "--subset", "64", "--epochs", "1", "--out", str(tmp_path),
+                 "--device", "cpu", "--threads", "1", "--no-progress", "--log-every", "1"])
+    err = capsys.readouterr().err
+    (folder,) = tmp_path.iterdir()
+    assert code == 1 and [line for line in err.splitlines() if line.startswith("netspec:")] == [
+        f"netspec: error: cannot write {folder / 'metrics.jsonl'}: No space left on device"]
+
+
+# ── best.pt must never be claimed before it is written ───────────────────────────────────────────────────────
+
+def best_epoch_claims(folder: Path) -> dict[str, int]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+        exported = int(weights.metadata()["epoch"])
+    return {"last.pt": checkpoint.load(folder / "last.pt")["state"]["best_epoch"],
+            "best.pt": checkpoint.load(folder / "best.pt")["state"]["epoch"], "model.safetensors": exported}
+
+
+def test_a_failed_best_write_is_never_recorded_as_the_best_and_resume_repairs_it(tmp_path, monkeypatch, capsys):
+    failing_after(monkeypatch, 2, "save", "best.pt")   # the second best epoch's best.pt: a full disk
+    code = main(["train", "lenet", *CLI_FLAGS, "--subset", "128", "--out", str(tmp_path), "--device", "cpu",
+                 "--threads", "1", "--no-progress"])
+    assert code == 1, capsys.readouterr().err
+    assert "best.pt: cannot write it" in capsys.readouterr().err
+    monkeypatch.undo()
+    (folder,) = tmp_path.iterdir()
+    claims = best_epoch_claims(folder)
+    assert len(set(claims.values())) == 1, claims       # last.pt names the epoch best.pt really holds
+    assert main(["train", "--resume", str(folder), "--device", "cpu", "--threads", "1", "--no-progress"]) == 0
+    claims = best_epoch_claims(folder)
+    assert len(set(claims.values())) == 1, claims
+    summary = (folder / "summary.txt").read_text()
+    assert f"at epoch {claims['best.pt']};" in summary
+    capsys.readouterr()
+    assert main(["eval", str(folder), "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["epoch"] == claims["best.pt"]

@@ -81,6 +81,7 @@ def test_an_unusable_recipe_value_is_a_recipe_error_naming_the_choices():
 
 def test_the_cli_choices_are_the_recipes_own():
     assert train_cli.OPTIMIZERS == recipe.OPTIMIZERS and train_cli.SCHEDULES == recipe.SCHEDULES
+    assert train_cli.MAX_COUNT == recipe.MAX_COUNT
     from netspec.frontend.grammar import TRAIN_KEYS
 
     assert set(TRAIN_KEYS) <= {f for f in Recipe.__dataclass_fields__}

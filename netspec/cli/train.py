@@ -135,6 +135,7 @@ def _flags(args) -> dict:
 
 
 COUNT_FLAGS = ("subset", "threads", "log_every", "batch_size")   # when given: whole numbers ≥ 1
+MAX_COUNT = 2**31 - 1   # equal to recipe.MAX_COUNT (importing it here would import the training package)
 
 
 def check_counts(args) -> None:
@@ -146,6 +147,8 @@ def check_counts(args) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if value is not None and value > MAX_COUNT:  # 10**23 overflowed inside torch: an internal error
+            raise UsageError(f"--{name.replace('_', '-')} must be at most {MAX_COUNT:,}, got {value}")
 
 
 def _options(args, params: dict):
@@ -222,12 +225,14 @@ def _guarded(body, ui: TerminalUI | None = None) -> int:
     from netspec.train.loop import NonFiniteLoss, Stopped
     from netspec.train.recipe import RecipeError
     from netspec.train.datasets import DataError
+    from netspec.train.export import ExportRefused
+    from netspec.train.files import RunDirError, RunDirRefused
 
     try:
         return body()
-    except RecipeError as err:
+    except (RecipeError, RunDirRefused, ExportRefused) as err:
         raise UsageError(str(err))
-    except (DataError, CheckpointError, ExportError) as err:
+    except (DataError, CheckpointError, ExportError, RunDirError) as err:
         print(f"netspec: error: {err}", file=sys.stderr)
         return 1
     except NonFiniteLoss as err:

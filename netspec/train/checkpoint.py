@@ -8,12 +8,12 @@ fsync'ed, then renamed over the old one: a crash or Ctrl-C mid-write leaves the 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+
+from netspec.train.files import replace_atomically
 
 FORMAT = "netspec-checkpoint"
 VERSION = 1
@@ -24,41 +24,17 @@ class CheckpointError(Exception):
 
 
 def atomic_write(path: Path, write: Callable[[object], None]) -> Path:
-    """Calls `write(binary file)` on a temporary file beside `path`, fsyncs it, then renames it to `path`.  A
-    failed write (a full disk: torch.save raises OSError or RuntimeError) is a CheckpointError, so that training
-    stops with one line instead of an internal error, and leaves `path` as it was (tests/test_faults.py)."""
+    """Calls `write(binary file)` on a temporary file beside `path`, fsyncs it, then renames it to `path`
+    (netspec.train.files: a unique temporary name, never a link followed, the umask's mode).  A failed write (a
+    full disk: torch.save raises OSError or RuntimeError) is a CheckpointError, so that training stops with one
+    line instead of an internal error, and leaves `path` as it was (tests/test_faults.py)."""
     path = Path(path)
-    temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
+        return replace_atomically(path, write)
     except (OSError, RuntimeError) as err:
         kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
         raise CheckpointError(f"{path}: cannot write it ({err}); {kept}") from err
-    finally:
-        if temp is not None and os.path.exists(temp):
-            os.unlink(temp)
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is durable only once the directory entry is on disk (POSIX; a no-op elsewhere).
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save(path: Path, checkpoint: Mapping[str, object]) -> Path:
@@ -78,7 +54,112 @@ def load(path: Path, needs: tuple[str, ...] = ("model",)) -> dict:
     missing = [key for key in needs if key not in data]
     if missing:
         raise CheckpointError(f"{path}: the checkpoint lacks `{missing[0]}` (resume needs a run's last.pt)")
+    problem = structure_problem(data)
+    if problem:
+        raise CheckpointError(f"{path}: not a valid netspec checkpoint: {problem}")
     return data
+
+
+# ── the structure of a checkpoint ─────────────────────────────────────────────────────────────────────────────
+# A file with the right format tag is still only bytes someone wrote: every field netspec uses is checked for
+# its type before anything is built from it, so that a malformed one is one line, not an error deep in torch.
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bytes_tensor(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1
+
+
+def _model_problem(value: object) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in value.items()):
+        return "`model` must map parameter names to tensors"
+    return None
+
+
+def _optimizer_problem(value: object) -> str | None:
+    groups = value.get("param_groups") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(value.get("state"), dict) or not isinstance(groups, list) \
+            or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        return "`optimizer` must be an optimizer's state dict (`state` and a list of `param_groups`)"
+    return None
+
+
+STATE_TYPES = {"epoch": _is_int, "step_in_epoch": _is_int, "global_step": _is_int, "count": _is_int,
+               "examples": _is_int, "best_epoch": _is_int, "loss_sum": _is_number, "correct": _is_number,
+               "train_time": _is_number, "best_acc": _is_number, "history": lambda v: isinstance(v, list)}
+EPOCH_RECORD_KEYS = ("epoch", "loss", "train_acc", "test_acc", "examples_per_s")   # what summaries and plots use
+
+
+def _state_problem(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "`state` must be a mapping"
+    for key, item in value.items():
+        if key not in STATE_TYPES:
+            return f"`state` has an unknown field {key!r}"
+        if not STATE_TYPES[key](item) or (_is_int(item) and item < 0):
+            return f"`state.{key}` is {item!r:.60}"
+    for record in value.get("history", []):
+        if not isinstance(record, dict) or not all(_is_number(record.get(k)) for k in EPOCH_RECORD_KEYS):
+            return f"`state.history` holds a record without numbers for {', '.join(EPOCH_RECORD_KEYS)}"
+    return None
+
+
+def _rng_problem(value: object) -> str | None:
+    if not isinstance(value, dict) or not _is_bytes_tensor(value.get("torch")) \
+            or not _is_bytes_tensor(value.get("aug")) or not (value.get("cuda") is None
+                                                               or _is_bytes_tensor(value.get("cuda"))):
+        return "`rng` must hold the generators' states (`torch`, `aug`, `cuda`) as byte tensors"
+    return None
+
+
+def _options_problem(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "`options` must be a mapping"
+    for key in ("subset", "log_every"):
+        item = value.get(key)
+        if item is not None and not (_is_int(item) and item >= 1):
+            return f"`options.{key}` is {item!r:.60}, not a positive whole number"
+    return None
+
+
+def _recipe_problem(value: object) -> str | None:
+    from netspec.train.recipe import RecipeError, from_json
+
+    try:
+        from_json(value)
+    except RecipeError as err:
+        return f"`recipe`: {err}"
+    return None
+
+
+def _spec_problem(value: object) -> str | None:
+    from netspec.train.rundir import SpecFiles, SpecFilesError
+
+    try:
+        SpecFiles.from_json(value)
+    except SpecFilesError as err:
+        return f"`spec`: {err}"
+    return None
+
+
+FIELD_CHECKS = {"model": _model_problem, "optimizer": _optimizer_problem, "state": _state_problem,
+                "rng": _rng_problem, "options": _options_problem, "recipe": _recipe_problem, "spec": _spec_problem}
+
+
+def structure_problem(data: dict) -> str | None:
+    """What is wrong with the fields of a checkpoint that carries netspec's format tag, or None."""
+    for key, check in FIELD_CHECKS.items():
+        problem = check(data[key]) if key in data else None
+        if problem:
+            return problem
+    return None
 
 
 def _read(path: Path) -> object:

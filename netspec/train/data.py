@@ -9,8 +9,12 @@ Images are scaled to [0, 1] without mean/std normalization, as the course does.
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
 import tarfile
+import warnings
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -24,6 +28,7 @@ FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
                    "ankle boot")
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_IMAGE_PIXELS = 4096 * 4096   # per image of a folder data set (each is resized to the network's input)
 
 
 @dataclass(frozen=True)
@@ -54,60 +59,120 @@ class DataSet:
 def load_dataset(name: str, shape: tuple[int, int, int], data_dir: str | None = None, download: bool = True,
                  opener: Callable | None = None) -> DataSet:
     """`name` is fashion-mnist, mnist, cifar10, folder:PATH or synthetic; `shape` (C, H, W) is the network's
-    input, used by the sets that are made to measure (folders, synthetic)."""
+    input, used by the sets that are made to measure (folders, synthetic).  Every set is checked (`checked`)
+    before it is used."""
     if name in ("fashion-mnist", "mnist"):
         paths = locate(SOURCES[name], data_dir, download, opener=opener)
         classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
-        return DataSet(name, classes, read_idx(paths["train-images-idx3-ubyte.gz"]).unsqueeze(1),
-                       read_idx(paths["train-labels-idx1-ubyte.gz"]).long(),
-                       read_idx(paths["t10k-images-idx3-ubyte.gz"]).unsqueeze(1),
-                       read_idx(paths["t10k-labels-idx1-ubyte.gz"]).long())
+        (train_x, test_x), (train_y, test_y) = (
+            [read_idx(paths[f], "images", MNIST_COUNTS[f], MNIST_SIDE).unsqueeze(1) for f in MNIST_IMAGES],
+            [read_idx(paths[f], "labels", MNIST_COUNTS[f]).long() for f in MNIST_LABELS])
+        return checked(DataSet(name, classes, train_x, train_y, test_x, test_y))
     if name == "cifar10":
-        return read_cifar10(data_dir, download, opener)
+        return checked(read_cifar10(data_dir, download, opener))
     if name.startswith("folder:"):
-        return read_folder(Path(name.split(":", 1)[1]), shape)
+        return checked(read_folder(Path(name.split(":", 1)[1]), shape))
     if name == "synthetic":
         return synthetic(shape)
     raise DataError(f"unknown data set `{name}`")
 
 
+def checked(data: DataSet) -> DataSet:
+    """DataError unless each split has examples, as many labels as images, and labels within the classes: a
+    mismatch once trained silently on the shorter count, a label past the classes failed inside the loss."""
+    for split, images, labels in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        if len(images) != len(labels):
+            raise DataError(f"{data.name}: {len(images):,} {split} images but {len(labels):,} labels; the image and "
+                            "label files do not belong together")
+        if not len(labels):
+            raise DataError(f"{data.name}: no {split} examples")
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= len(data.classes):
+            raise DataError(f"{data.name}: {split} label {high if high >= len(data.classes) else low} is not one "
+                            f"of its {len(data.classes)} classes (0 to {len(data.classes) - 1})")
+    return data
+
+
 # ── IDX (MNIST, Fashion-MNIST) ────────────────────────────────────────────────────────────────────────────────
 
 IDX_MAGIC = {2051: 3, 2049: 1}   # images: N×H×W; labels: N
+IDX_KINDS = {"images": 2051, "labels": 2049}
+MNIST_SIDE = 28
+MNIST_IMAGES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+MNIST_LABELS = ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_COUNTS = {MNIST_IMAGES[0]: 60_000, MNIST_LABELS[0]: 60_000, MNIST_IMAGES[1]: 10_000, MNIST_LABELS[1]: 10_000}
+MAX_IDX_BYTES = 256 << 20   # any IDX file read without a known shape: 5× the largest MNIST file
 
 
-def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (gzip or raw) as a uint8 tensor: (N, H, W) for images, (N,) for labels."""
+def read_idx(path: Path, kind: str | None = None, max_items: int | None = None,
+             side: int | None = None) -> torch.Tensor:
+    """An IDX file (gzip or raw) as a uint8 tensor: (N, H, W) for images, (N,) for labels.
+
+    The header's dimensions are checked before the data is read: against `kind` (images or labels), at most
+    `max_items` examples of `side`×`side` pixels when given, and at most MAX_IDX_BYTES in all; then exactly that
+    many bytes are read, incrementally, so a small gzip file that claims gigabytes is refused, not unpacked."""
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError) as err:
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if packed else raw
+            header = stream.read(4)
+            magic = struct.unpack(">I", header)[0] if len(header) == 4 else None
+            if magic not in IDX_MAGIC:
+                raise DataError(f"{path}: not an IDX file of bytes (magic {magic}, expected 2051 or 2049)")
+            if kind is not None and magic != IDX_KINDS[kind]:
+                other = "images" if kind == "labels" else "labels"
+                raise DataError(f"{path}: an IDX file of {other} where {kind} belong (magic {magic}, expected "
+                                f"{IDX_KINDS[kind]}); are the image and label files swapped?")
+            rank = IDX_MAGIC[magic]
+            packed_dims = stream.read(4 * rank)
+            if len(packed_dims) != 4 * rank:
+                raise DataError(f"{path}: the IDX header is truncated ({4 + len(packed_dims)} of {4 + 4 * rank} "
+                                "bytes)")
+            dims = struct.unpack(f">{rank}I", packed_dims)
+            count = _idx_bytes(path, dims, max_items, side)
+            if not packed and os.fstat(raw.fileno()).st_size != 4 + 4 * rank + count:
+                raise DataError(f"{path}: {os.fstat(raw.fileno()).st_size - 4 - 4 * rank} bytes of data for "
+                                f"dimensions {dims}; the file is truncated or corrupt")
+            data = stream.read(count + 1)
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read ({err})")
-    magic = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
-    if magic not in IDX_MAGIC:
-        raise DataError(f"{path}: not an IDX file of bytes (magic {magic}, expected 2051 or 2049)")
-    rank = IDX_MAGIC[magic]
-    dims = struct.unpack(f">{rank}I", data[4:4 + 4 * rank])
-    offset, count = 4 + 4 * rank, 1
-    for d in dims:
-        count *= d
-    if len(data) != offset + count:
-        raise DataError(f"{path}: {len(data) - offset} bytes of data for dimensions {dims}; the file is truncated "
-                        "or corrupt")
-    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
+    if len(data) != count:
+        raise DataError(f"{path}: {len(data) if len(data) <= count else 'more'} bytes of data for dimensions "
+                        f"{dims}; the file is truncated or corrupt")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
+
+
+def _idx_bytes(path: Path, dims: tuple[int, ...], max_items: int | None, side: int | None) -> int:
+    """The data bytes the header declares, once they fit the expected shape and the bound."""
+    if dims[0] == 0:
+        raise DataError(f"{path}: holds no examples (dimensions {dims})")
+    if max_items is not None and dims[0] > max_items:
+        raise DataError(f"{path}: claims {dims[0]:,} examples; this data set has at most {max_items:,}")
+    if side is not None and tuple(dims[1:]) != (side, side):
+        raise DataError(f"{path}: images of {'×'.join(map(str, dims[1:]))} pixels; this data set's are "
+                        f"{side}×{side}")
+    count = math.prod(dims)
+    if count > MAX_IDX_BYTES:
+        raise DataError(f"{path}: claims {count:,} bytes of data (dimensions {dims}); the limit is "
+                        f"{MAX_IDX_BYTES:,}")
+    return count
 
 
 # ── CIFAR-10, binary version (never the pickled one) ──────────────────────────────────────────────────────────
 
 CIFAR_RECORD = 1 + 3 * 32 * 32
 CIFAR_MEMBERS = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+CIFAR_BATCH_BYTES = 10_000 * CIFAR_RECORD   # each batch file holds 10,000 records; a larger one is refused unread
 
 
 def read_cifar10(data_dir: str | None, download: bool, opener: Callable | None = None) -> DataSet:
     extracted = _cifar_folder(data_dir)
     if extracted is not None:
-        blobs = [(extracted / m).read_bytes() for m in CIFAR_MEMBERS]
+        blobs = []
+        for member in CIFAR_MEMBERS:
+            _check_cifar_size(extracted / member, (extracted / member).stat().st_size)
+            blobs.append((extracted / member).read_bytes())
     else:
         archive = locate(CIFAR10, data_dir, download, opener=opener)["cifar-10-binary.tar.gz"]
         blobs = _cifar_members(archive)
@@ -134,6 +199,7 @@ def _cifar_members(archive: Path) -> list[bytes]:
         with tarfile.open(archive, "r:gz") as tar:
             out = []
             for member in CIFAR_MEMBERS:
+                _check_cifar_size(archive / member, tar.getmember(f"cifar-10-batches-bin/{member}").size)
                 handle = tar.extractfile(f"cifar-10-batches-bin/{member}")
                 if handle is None:
                     raise KeyError(member)
@@ -141,6 +207,11 @@ def _cifar_members(archive: Path) -> list[bytes]:
             return out
     except (KeyError, tarfile.TarError, OSError, EOFError) as err:
         raise DataError(f"{archive}: not the CIFAR-10 binary archive ({err})")
+
+
+def _check_cifar_size(where: Path, size: int) -> None:
+    if size > CIFAR_BATCH_BYTES:
+        raise DataError(f"{where}: {size:,} bytes; a CIFAR-10 batch file holds at most {CIFAR_BATCH_BYTES:,}")
 
 
 def _cifar_records(blob: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +237,9 @@ def read_folder(root: Path, shape: tuple[int, int, int]) -> DataSet:
         classes = _classes(root)
         every = _images(root, classes, shape)
         held = torch.arange(len(every[1])) % 10 == 9
+        if not held.any():
+            raise DataError(f"folder:{root}: {len(every[1])} images are too few to hold out every 10th for testing; "
+                            f"give it at least 10, or make {root}/train/<class>/ and {root}/test/<class>/")
         train, test = (every[0][~held], every[1][~held]), (every[0][held], every[1][held])
     return DataSet(f"folder:{root}", classes, train[0], train[1], test[0], test[1])
 
@@ -191,16 +265,27 @@ def _images(folder: Path, classes: tuple[str, ...], shape: tuple[int, int, int])
         files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
             if (folder / name).is_dir() else []
         for path in files:
-            try:
-                with Image.open(path) as image:
-                    pixels = image.convert(mode).resize((width, height), Image.BILINEAR).tobytes()
-            except OSError as err:
-                raise DataError(f"{path}: cannot read the image ({err})")
+            pixels = _read_image(Image, path, mode, (width, height))
             xs.append(torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(height, width, channels))
             ys.append(label)
     if not xs:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
     return torch.stack(xs).permute(0, 3, 1, 2).contiguous(), torch.tensor(ys, dtype=torch.long)
+
+
+def _read_image(Image, path: Path, mode: str, size: tuple[int, int]) -> bytes:
+    """The image's pixels in `mode`, resized; DataError for an unreadable one or one past MAX_IMAGE_PIXELS (the
+    header is read first, so an image that would unpack to gigabytes is refused before any pixel)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the bound below is lower than PIL's
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{path}: {image.width}×{image.height} pixels; images in a folder data set "
+                                    f"may have at most {MAX_IMAGE_PIXELS:,} (4096×4096)")
+                return image.convert(mode).resize(size, Image.BILINEAR).tobytes()
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: cannot read the image ({err})")
 
 
 # ── synthetic ─────────────────────────────────────────────────────────────────────────────────────────────────

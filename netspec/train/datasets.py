@@ -23,6 +23,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable
 
+from netspec.train.files import umask_mode
+
 CHUNK = 1 << 20
 
 
@@ -153,6 +155,7 @@ def fetch(url: str, remote: RemoteFile, target: Path, opener: Callable | None = 
     final = target / remote.name
     handle, temp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=target)
     try:
+        os.fchmod(handle, umask_mode())   # mkstemp's 0600 would keep a shared data folder's files private
         with os.fdopen(handle, "wb") as out:
             try:
                 with opener(url, timeout=60) as response:

@@ -41,7 +41,9 @@ def pick_device(choice: str, info: Dist) -> torch.device:
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: this PyTorch sees no CUDA device")
+            from netspec.train.recipe import RecipeError
+
+            raise RecipeError("CUDA is not available here; use --device cpu or auto")
         index = info.local_rank if info.enabled else torch.cuda.current_device()
         torch.cuda.set_device(index)
         return torch.device("cuda", index)

@@ -6,6 +6,7 @@ temporary folder, compiled, and the weights loaded with every key and shape chec
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,16 @@ FORMATS = (".safetensors", ".onnx", ".py", ".pt")
 
 
 class ExportError(Exception):
-    """An export that cannot be made here (a missing optional package, an unknown format)."""
+    """An export that cannot be made here (a missing optional package, a place that cannot be written): exit 1."""
+
+
+class ExportRefused(ExportError):
+    """An export the command should not ask for (an unknown suffix, a target that is its own input): exit 2."""
+
+
+# What a run folder holds (netspec.train.rundir); `export -o` never overwrites one of them.
+RUN_FILES = ("last.pt", "best.pt", "model.safetensors", "metrics.jsonl", "run.json", "summary.txt", "curves.png",
+             "diagram.svg", "spec")
 
 
 @dataclass(frozen=True)
@@ -83,9 +93,17 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
     """Writes `out` in the format its suffix names; returns every file written."""
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise ExportError(f"-o {out}: the suffix picks the format: {', '.join(FORMATS)}")
+        raise ExportRefused(f"-o {out}: the suffix picks the format: {', '.join(FORMATS)}")
+    targets = [out, out.with_suffix(".safetensors")] if suffix == ".py" else [out]
+    refuse_own_files(checkpoint_of(ref), targets)
+    for target in targets:
+        if target.is_dir():
+            raise ExportError(f"cannot write {target}: it is a directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot write {out}: {err.strerror or err}") from None
     loaded = load_run(ref)
-    out.parent.mkdir(parents=True, exist_ok=True)
     weights = loaded.model.state_dict()
     meta = {"spec": loaded.shaped.name, "params": dict(loaded.saved["spec"].get("params") or {}),
             "source": str(loaded.path)}
@@ -96,6 +114,19 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
     if suffix == ".py":
         return export_python(loaded, out, meta)
     return [export_onnx(loaded, out)]
+
+
+def refuse_own_files(source: Path, targets: list[Path]) -> None:
+    """ExportRefused when a target is the checkpoint being read, or one of the files of its run folder (the
+    folder that holds it): `export RUN -o RUN/last.pt` once overwrote the run's own checkpoint."""
+    folder = source.parent.resolve()
+    for target in targets:
+        resolved = target.resolve()
+        if resolved == source.resolve() or (target.exists() and source.exists() and os.path.samefile(target, source)):
+            raise ExportRefused(f"-o {target}: that is the checkpoint being exported; choose another file")
+        inside = resolved.relative_to(folder).parts if folder in resolved.parents else ()
+        if inside and inside[0] in RUN_FILES and (folder / "run.json").is_file():
+            raise ExportRefused(f"-o {target}: that is one of the run folder's own files; choose another name")
 
 
 def export_python(loaded: Loaded, out: Path, meta: Mapping) -> list[Path]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
+
+from netspec.train.files import write_file
 
 
 def write_curves(path: Path, history: Sequence[dict], title: str) -> Path | None:
@@ -30,8 +33,6 @@ def write_curves(path: Path, history: Sequence[dict], title: str) -> Path | None
     axes.legend(loc="best", fontsize=8)
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temp, format="png")
-    temp.replace(path)
-    return path
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    return write_file(Path(path), image.getvalue())

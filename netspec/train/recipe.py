@@ -16,6 +16,8 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 INITS = ("xavier", "default")
 AUGMENTS = ("flip", "crop")
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # plus folder:PATH
+MAX_COUNT = 2**31 - 1     # batch sizes, epochs, sizes: far above any real run, far below torch's int64 limits
+MAX_SEED = 2**63 - 1      # torch.manual_seed takes a 64-bit number
 
 
 class RecipeError(ValueError):
@@ -115,6 +117,14 @@ def check(recipe: Recipe) -> None:
     for name, value in positive.items():
         if not 0 < value < math.inf:
             raise RecipeError(f"{name} must be positive, got {value}")
+    if recipe.epochs < 0:
+        raise RecipeError(f"epochs must be ≥ 0, got {recipe.epochs}")
+    # Whole numbers past these failed inside torch (an int64 overflow) with an internal error.
+    for name in ("batch_size", "eval_batch_size", "epochs"):
+        if getattr(recipe, name) > MAX_COUNT:
+            raise RecipeError(f"{name} must be at most {MAX_COUNT:,}, got {getattr(recipe, name)}")
+    if not -MAX_SEED - 1 <= recipe.seed <= MAX_SEED:
+        raise RecipeError(f"seed must be a 64-bit whole number (-2**63 to 2**63-1), got {recipe.seed}")
     # Negative values here ran, or failed inside torch with an internal error (tests/test_cli_misuse.py).
     at_least_zero = {"weight_decay": recipe.weight_decay, "warmup_epochs": recipe.warmup_epochs}
     for name, value in at_least_zero.items():
@@ -122,18 +132,36 @@ def check(recipe: Recipe) -> None:
             raise RecipeError(f"{name} must be ≥ 0, got {value}")
     if not 0 <= recipe.momentum < 1:
         raise RecipeError(f"momentum must be in [0, 1), got {recipe.momentum}")
-    if recipe.epochs < 0:
-        raise RecipeError(f"epochs must be ≥ 0, got {recipe.epochs}")
     if not 0 <= recipe.label_smoothing < 1:
         raise RecipeError(f"label_smoothing must be in [0, 1), got {recipe.label_smoothing}")
-    if recipe.resize is not None and recipe.resize < 1:
+    if recipe.resize is not None and not 1 <= recipe.resize <= MAX_COUNT:
         raise RecipeError(f"resize must be a positive side length (or 0/null to keep the size), got {recipe.resize}")
 
 
-def from_json(data: Mapping[str, object]) -> Recipe:
-    """A recipe saved in a run directory or checkpoint; unknown keys (from a newer netspec) are ignored."""
-    names = {f.name for f in fields(Recipe)}
-    values = {k: v for k, v in data.items() if k in names}
+FIELD_TYPES = {  # a saved recipe's values, by the type annotation of their field
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "int | None": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "bool | None": lambda v: v is None or isinstance(v, bool),
+    "tuple[str, ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(i, str) for i in v),
+}
+
+
+def from_json(data: object) -> Recipe:
+    """A recipe saved in a run directory or checkpoint; unknown keys (from a newer netspec) are ignored.  Each
+    value is checked for its type and then as `check` checks flags: RecipeError names the first bad one."""
+    if not isinstance(data, Mapping):
+        raise RecipeError("the recipe is not a mapping")
+    values = {}
+    for f in fields(Recipe):
+        if f.name in data:
+            value = data[f.name]
+            if not FIELD_TYPES[str(f.type)](value):
+                raise RecipeError(f"{f.name} is {value!r:.60}, not a {f.type}")
+            values[f.name] = value
     if "augment" in values:
         values["augment"] = tuple(values["augment"])
-    return Recipe(**values)
+    recipe = Recipe(**values)
+    check(recipe)
+    return recipe

@@ -8,19 +8,21 @@ Only rank 0 touches the run directory.
 from __future__ import annotations
 
 import sys
+import tempfile
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
 
 from netspec import __version__
 from netspec.ir import ShapedNetwork
-from netspec.train import checkpoint, distributed, loop, rundir
+from netspec.train import checkpoint, distributed, files, loop, rundir
 from netspec.train.data import DataSet, load_dataset
 from netspec.train.distributed import Dist
-from netspec.train.recipe import Recipe, RecipeError, RunOptions, from_json, resolve
+from netspec.train.recipe import Recipe, RecipeError, RunOptions, check, from_json, resolve
 from netspec.train.rundir import SpecFiles
 
 
@@ -171,21 +173,41 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
     from netspec import pipeline
 
     info = distributed.from_env()
-    documents = pipeline.read(spec)
-    spec_files = rundir.spec_files_of(documents, options.params)
+    with read_once(spec) as ref:
+        documents = pipeline.read(ref)
+        spec_files = rundir.spec_files_of(documents, options.params)
     shaped = pipeline.shape_documents(documents, options.params)
     recipe = resolve(shaped.network.train, flags)
     options = replace(options, log_every=options.log_every or DEFAULT_LOG_EVERY)
 
     def body() -> Result:
         prepared = prepare(shaped, spec_files, recipe, options, info)
-        run_dir = None
-        if info.is_main:
-            run_dir = rundir.create(Path(options.out), shaped.name)
+        if not info.is_main:
+            return execute(prepared, None, loop.LoopState(), None, ui or UI())
+        run_dir = rundir.create(Path(options.out), shaped.name)
+        with files.locked(run_dir):
             write_start(run_dir, prepared)
-        return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
+            return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
 
     return in_process_group(info, body)
+
+
+@contextmanager
+def read_once(spec: str) -> Iterator[str]:
+    """`spec`, or for a pipe or other file that can be read only once (`netspec train <(…)`) a copy of what it
+    holds, so that the spec can be parsed and then kept in the run folder.  The copy is read with the spec
+    reader's size bound plus one byte, so an endless stream is still refused there."""
+    from netspec.frontend.yaml_source import MAX_FILE_BYTES
+
+    path = Path(spec)
+    if not path.exists() or path.is_file() or path.is_dir():
+        yield spec
+        return
+    with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
+        copy = Path(folder) / (path.name if path.name.endswith((".yaml", ".yml")) else f"{path.name}.yaml")
+        with open(path, "rb") as stream:
+            copy.write_bytes(stream.read(MAX_FILE_BYTES + 1))
+        yield str(copy)
 
 
 def in_process_group(info: Dist, body: Callable[[], Result]) -> Result:
@@ -207,39 +229,59 @@ RESUME_NEEDS = ("model", "optimizer", "state", "rng", "recipe", "spec", "options
 
 
 def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None = None) -> Result:
-    import tempfile
-
     info = distributed.from_env()
-    saved = checkpoint.load(Path(run_dir) / "last.pt", needs=RESUME_NEEDS)
-    recipe = from_json(saved["recipe"])
-    recipe = replace(recipe, epochs=epochs) if epochs is not None else recipe
-    options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
-                      log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
-    spec_files = SpecFiles.from_json(saved["spec"])
+    run_dir = Path(run_dir)
+    ui = ui or UI()
+    with ExitStack() as held:
+        if info.is_main:  # the writer: the folder must hold no links, and no other process may use it meanwhile
+            files.refuse_links(run_dir)
+            held.enter_context(files.locked(run_dir))
+        saved = checkpoint.load(run_dir / "last.pt", needs=RESUME_NEEDS)
+        recipe = from_json(saved["recipe"])
+        if epochs is not None:
+            recipe = replace(recipe, epochs=epochs)
+            check(recipe)
+        options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
+                          log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
+        spec_files = SpecFiles.from_json(saved["spec"])
 
-    def body() -> Result:
-        from netspec.pipeline import shaped_network
+        def body() -> Result:
+            from netspec.pipeline import shaped_network
 
-        with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
-            shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
-        prepared = prepare(shaped, spec_files, recipe, options, info)
-        restore(prepared.setup, saved)
-        state = loop.LoopState(**saved["state"])
-        if info.is_main:
-            rundir.truncate_metrics(Path(run_dir) / "metrics.jsonl", state.global_step)
-        gen = torch.Generator(device=prepared.setup.device)
-        gen.set_state(saved["rng"]["aug"])
-        return execute(prepared, Path(run_dir) if info.is_main else None, state, gen, ui or UI())
+            with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
+                shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
+            prepared = prepare(shaped, spec_files, recipe, options, info)
+            restore(prepared.setup, saved, run_dir / "last.pt")
+            state = loop.LoopState(**saved["state"])
+            if info.is_main:
+                torn = rundir.truncate_metrics(run_dir / "metrics.jsonl", state.global_step)
+                if torn:
+                    ui.message(f"netspec: {torn}")
+            gen = torch.Generator(device=prepared.setup.device)
+            set_rng_state(gen.set_state, saved["rng"]["aug"], run_dir / "last.pt")
+            return execute(prepared, run_dir if info.is_main else None, state, gen, ui)
 
-    return in_process_group(info, body)
+        return in_process_group(info, body)
 
 
-def restore(setup: loop.Setup, saved: Mapping) -> None:
+def restore(setup: loop.Setup, saved: Mapping, path: Path) -> None:
     checkpoint.load_into(setup.model, saved["model"], "the checkpoint")
-    setup.optimizer.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["rng"]["torch"])
+    try:
+        setup.optimizer.load_state_dict(saved["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as err:
+        raise checkpoint.CheckpointError(f"{path}: not a valid netspec checkpoint: its optimizer state does not "
+                                         f"fit this network ({err})") from None
+    set_rng_state(torch.set_rng_state, saved["rng"]["torch"], path)
     if saved["rng"].get("cuda") is not None and setup.device.type == "cuda":
-        torch.cuda.set_rng_state(saved["rng"]["cuda"], setup.device)
+        set_rng_state(lambda state: torch.cuda.set_rng_state(state, setup.device), saved["rng"]["cuda"], path)
+
+
+def set_rng_state(setter: Callable[[torch.Tensor], object], state: torch.Tensor, path: Path) -> None:
+    try:
+        setter(state)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise checkpoint.CheckpointError(f"{path}: not a valid netspec checkpoint: a generator state does not "
+                                         f"load ({err})") from None
 
 
 def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen: torch.Generator | None,
@@ -284,12 +326,12 @@ def write_start(run_dir: Path, prepared: Prepared) -> None:
         "torch": torch.__version__, "device": device_name(setup), "world_size": setup.dist.world,
         "amp": setup.amp, "channels_last": setup.channels_last,
         "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y)}})
-    (run_dir / "summary.txt").write_text(summary_text(prepared, None), encoding="utf-8")
+    rundir.write_text(run_dir / "summary.txt", summary_text(prepared, None))
     rundir.write_diagram(prepared.shaped, run_dir / "diagram.svg")
 
 
 def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState) -> None:
-    (run_dir / "summary.txt").write_text(summary_text(prepared, state), encoding="utf-8")
+    rundir.write_text(run_dir / "summary.txt", summary_text(prepared, state))
 
 
 def summary_text(prepared: Prepared, state: loop.LoopState | None) -> str:
@@ -335,9 +377,9 @@ class RunHooks(loop.Hooks):
 
         self.log(record)
         self.ui.epoch_end(record, self.setup.recipe.epochs, device_name(self.setup))
-        self.save_last(state)
-        if best:
+        if best:  # before last.pt, which records the best epoch: a best.pt that failed to write is never claimed
             self.save_best(state, record)
+        self.save_last(state)
         write_curves(self.run_dir / "curves.png", state.history, f"{self.prepared.shaped.name} on "
                      f"{self.setup.data.name}")
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,32 +20,66 @@ from typing import Mapping
 
 from netspec.frontend.yaml_source import Document
 from netspec.ir import ShapedNetwork
+from netspec.train import files
+from netspec.train.files import RunDirError
+
+
+class SpecFilesError(ValueError):
+    """Recorded spec files that cannot be used: a name that leaves the spec's folder, a value of the wrong type."""
 
 
 @dataclass(frozen=True)
 class SpecFiles:
-    """A spec and the libraries it imports, as text, by path relative to the spec's folder."""
+    """A spec and the libraries it imports, as text, by path relative to the spec's folder.  Checked when made
+    (a checkpoint is read back through `from_json`): every name relative, inside the folder, `main` among them;
+    so a crafted checkpoint can make netspec neither write nor read a file outside the bundle."""
 
     main: str
     files: Mapping[str, str]
     params: Mapping[str, object]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.files, Mapping) or not self.files:
+            raise SpecFilesError("`files` must map file names to text")
+        for rel, text in self.files.items():
+            check_relative_name(rel)
+            if not isinstance(text, str):
+                raise SpecFilesError(f"the text of {rel!r} is not a string")
+        check_relative_name(self.main)
+        if self.main not in self.files:
+            raise SpecFilesError(f"the main spec {self.main!r} is not among its files")
+        if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
+            raise SpecFilesError("`params` must map names to values")
+
     def to_json(self) -> dict:
         return {"main": self.main, "files": dict(self.files), "params": dict(self.params)}
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "SpecFiles":
-        return cls(str(data["main"]), dict(data["files"]), dict(data.get("params") or {}))
+    def from_json(cls, data: object) -> "SpecFiles":
+        if not isinstance(data, Mapping):
+            raise SpecFilesError("the spec record is not a mapping")
+        params = data.get("params")
+        return cls(data.get("main"), data.get("files"), {} if params is None else params)  # type: ignore[arg-type]
 
     def write(self, folder: Path) -> Path:
         """Writes every file under `folder`; returns the main spec's path there."""
         for rel, text in self.files.items():
             target = (folder / rel).resolve()
-            if folder.resolve() not in target.parents:  # a crafted checkpoint must not write elsewhere
-                raise ValueError(f"spec file path {rel!r} leaves the folder")
+            if folder.resolve() not in target.parents:  # a second guard: the names were checked when made
+                raise SpecFilesError(f"spec file path {rel!r} leaves the folder")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            files.write_file(target, text.encode("utf-8"))
         return folder / self.main
+
+
+def check_relative_name(rel: object) -> None:
+    """A file name relative to the spec's folder: not absolute, no `..`, `.` or empty part, no NUL or backslash."""
+    if not isinstance(rel, str) or not rel:
+        raise SpecFilesError(f"a spec file name must be a non-empty string, got {rel!r}")
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or "\0" in rel or any(p in ("", ".", "..") for p in parts):
+        raise SpecFilesError(f"spec file name {rel!r} leaves the spec's folder (names must be relative, without "
+                             "`..`)")
 
 
 def spec_files_of(documents: list[Document], params: Mapping[str, object]) -> SpecFiles:
@@ -62,43 +95,62 @@ def spec_files_of(documents: list[Document], params: Mapping[str, object]) -> Sp
 
 def create(root: Path, name: str) -> Path:
     """A new, empty run folder.  `mkdir` without exist_ok is atomic, so two runs started in the same second
-    get `name-TIME` and `name-TIME-2` instead of sharing one."""
+    get `name-TIME` and `name-TIME-2` instead of sharing one.  RunDirError when `root` cannot hold one."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for attempt in range(1, 10_000):
-        path = root / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free run folder name under {root} for {base}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 10_000):
+            path = root / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as err:
+        raise files.cannot_write(root, err) from None
+    raise RunDirError(f"no free run folder name under {root} for {base}")
 
 
 def write_json(path: Path, data: Mapping) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    files.write_file(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
+
+
+def write_text(path: Path, text: str) -> None:
+    files.write_file(path, text.encode("utf-8"))
 
 
 def append_metric(path: Path, record: Mapping) -> None:
-    with open(path, "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record) + "\n")
+    files.append_line(path, json.dumps(record) + "\n")
 
 
-def read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def read_metrics(path: Path) -> tuple[list[dict], str | None]:
+    """The records of metrics.jsonl, and a note when its last line was torn (a write cut short by a full disk or
+    a kill) and so dropped.  A damaged line before the last is a RunDirError: the file is not ours to guess at."""
+    text = files.read_text(path)
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    records, torn = [], None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif number == len(lines):
+            torn = f"{path}: dropped its torn last line ({len(line)} characters that are not a whole record)"
+        else:
+            raise RunDirError(f"{path}: line {number} is not a JSON record; the file is damaged")
+    return records, torn
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """On resume: drops lines logged after the checkpoint's step, which the resumed run logs again."""
-    kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-    os.replace(temp, path)
+def truncate_metrics(path: Path, step: int) -> str | None:
+    """On resume: drops lines logged after the checkpoint's step, which the resumed run logs again, and a torn
+    last line (returns the note saying so)."""
+    records, torn = read_metrics(path)
+    kept = [r for r in records if isinstance(r.get("step", 0), int) and r.get("step", 0) <= step]
+    files.write_file(path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+    return torn
 
 
 def write_diagram(shaped: ShapedNetwork, out: Path) -> Path | None:
@@ -111,7 +163,5 @@ def write_diagram(shaped: ShapedNetwork, out: Path) -> Path | None:
         svg = draw_graph(shaped).pipe(format="svg")
     except Exception:  # a diagram is a courtesy: it must never fail a training run
         return None
-    temp = out.with_name(f".{out.name}.tmp")
-    temp.write_bytes(svg)
-    os.replace(temp, out)
+    files.write_file(out, svg)
     return out
