@@ -10,6 +10,7 @@ import sys
 import traceback
 
 from netspec import __version__
+from netspec.backends.output import CannotWrite
 from netspec.cli.commands import cmd_compile, cmd_lint, cmd_list, cmd_schema, cmd_summary, cmd_validate
 from netspec.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ArgumentParser, UsageError, add_set_flag
 from netspec.errors import SpecErrors, render
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"netspec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except CannotWrite as err:
+        print(f"netspec: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("netspec: interrupted", file=sys.stderr)
         return 130

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from netspec.cli.common import EXIT_OK, EXIT_USAGE, UsageError, parse_overrides
+from netspec.cli.common import EXIT_OK, EXIT_USAGE, UsageError, parse_overrides, shaped_for_output
 from netspec.errors import SpecErrors
 
 
@@ -50,16 +50,16 @@ def cmd_lint(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from netspec.pipeline import shaped_network
+    from netspec.backends.output import write_atomic
 
-    shaped = shaped_network(args.spec, parse_overrides(args.set))
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".py", ".pt"):
         raise UsageError(f"-o {out}: the suffix picks the format: .py (PyTorch source) or .pt (weights)")
+    shaped = shaped_for_output(args.spec, parse_overrides(args.set), out)
     if out is not None and out.suffix == ".py":
         from netspec.backends.pysource import to_python_source
 
-        _write_text(out, to_python_source(shaped))
+        write_atomic(out, to_python_source(shaped).encode("utf-8"))
     else:
         import torch
 
@@ -70,15 +70,9 @@ def cmd_compile(args) -> int:
             print(module.code.strip("\n"))
             print(f"# {shaped.name}: {shaped.param_count:,} params", file=sys.stderr)
             return EXIT_OK
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(module.state_dict(), out)
+        write_atomic(out, lambda handle: torch.save(module.state_dict(), handle))
     print(f"wrote {out} ({shaped.param_count:,} params)", file=sys.stderr)
     return EXIT_OK
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def cmd_list(args) -> int:
