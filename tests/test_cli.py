@@ -8,6 +8,9 @@ interpreter, as a user would.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -101,6 +104,20 @@ def test_validate_summary_list_and_schema_never_import_torch():
 def test_a_cold_validate_answers_in_well_under_a_second():
     runs = [run_cli("validate", "specs/lenet.yaml") for _ in range(2)]  # the faster of two: the cores are shared
     assert all(run.code == 0 for run in runs) and min(run.seconds for run in runs) < 2.0
+
+
+# ── the terminal ──────────────────────────────────────────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize("args, code", [(["summary", "lenet"], 0), (["validate", "lenet"], 0),
+                                        (["validate", "tests/bad_specs/add_shape_mismatch.yaml"], 2)])
+def test_a_terminal_that_cannot_show_unicode_gets_ascii_instead_of_an_error(args, code):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([sys.executable, "-m", "netspec", *args], cwd=REPO, capture_output=True, timeout=60,
+                          env={**env, "PYTHONIOENCODING": "ascii"})
+    assert done.returncode == code and b"internal error" not in done.stderr, done.stderr
+    text = done.stdout + done.stderr
+    assert text.isascii() and b"?" not in text  # every character the output uses has its ASCII stand-in
+    assert b"1x28x28" in text or b"ok - " in text or b"a 1x1 conv" in text
 
 
 # ── params on the command line ────────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 a user mistake (spec or usage) shown as located errors,
 
 from __future__ import annotations
 
+import codecs
 import sys
 import traceback
 
@@ -66,8 +67,36 @@ def _extensions():
     return (register_draw, register_train)
 
 
+# What the output's few non-ASCII characters become on a terminal that cannot show them (PYTHONIOENCODING=ascii,
+# an old Windows console): shapes stay readable as 64x28x28 and rules as ----.
+ASCII = {"×": "x", "─": "-", "—": "-", "–": "-", "→": "->", "▸": ">", "…": "...", "≤": "<=", "≥": ">=", "·": "*"}
+
+
+def _to_ascii(err: UnicodeError):
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return "".join(ASCII.get(char, "?") for char in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("netspec-ascii", _to_ascii)
+
+
+def _fall_back_to_ascii() -> None:
+    """The one place that adapts output to the terminal: when stdout or stderr cannot encode what netspec
+    prints, characters are replaced (`×` by `x`, anything else by `?`) instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            "".join(ASCII).encode(stream.encoding or "ascii")
+        except (UnicodeEncodeError, LookupError):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="netspec-ascii")
+        except AttributeError:  # a stream without an encoding (replaced by a caller) is left as it is
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _fall_back_to_ascii()
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
