@@ -38,7 +38,7 @@ def assert_usage_error(code: int, err: str, start: str) -> None:
 # ── unknown commands and flags ────────────────────────────────────────────────────────────────────────────────
 
 @pytest.mark.parametrize("args, start", [
-    (["valdiate", "lenet"], "netspec: error: argument COMMAND: invalid choice: 'valdiate'"),
+    (["valdiate", "lenet"], "netspec: error: unknown command 'valdiate'; did you mean `validate`?"),
     (["--bogus", "validate", "lenet"], "netspec: error: unrecognized arguments: --bogus"),
     (["summary", "lenet", "--jsn"], "netspec: error: unrecognized arguments: --jsn"),
     (["compile", "lenet", "--emit", "c"], "netspec: error: unrecognized arguments: --emit c"),

@@ -47,7 +47,7 @@ def _plain(value):
 
 def add_set_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="K=V",
-                        help="override a spec param, NAME=VALUE (repeatable; default: the spec's params)")
+                        help="override a spec param, NAME=VALUE (repeatable) (default: the spec's params)")
 
 
 def shaped_for_output(ref: str, overrides: dict, out: Path | None):
