@@ -88,3 +88,15 @@ def test_written_outputs_replace_an_older_file_of_the_same_name(tmp_path, capsys
     (tmp_path / "x.py").write_text("old")
     assert cli(capsys, "compile", "lenet", "-o", str(tmp_path / "x.py"))[0] == 0
     assert (tmp_path / "x.py").read_text().startswith(("\"\"\"", "#", "import", "from"))
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_file_written_only_if_absent_never_replaces_one(tmp_path, monkeypatch, links):
+    if not links:
+        def no_links(*args):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(output.os, "link", no_links)
+    assert output.write_atomic(tmp_path / "a.dot", b"new", overwrite=False) is True
+    assert output.write_atomic(tmp_path / "a.dot", b"newer", overwrite=False) is False
+    assert (tmp_path / "a.dot").read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["a.dot"]

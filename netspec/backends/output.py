@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
@@ -41,7 +42,7 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None], overwrite
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails when the name was taken meanwhile
+            _link_or_create(tmp, path)
     except FileExistsError as err:
         if not overwrite and os.path.lexists(path):
             return False
@@ -52,6 +53,17 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None], overwrite
         if os.path.lexists(tmp):
             tmp.unlink()
     return True
+
+
+def _link_or_create(tmp: Path, path: Path) -> None:
+    """`tmp` under the new name `path`, failing (FileExistsError) when the name is taken, even meanwhile."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network file systems): an exclusive create instead
+        with open(tmp, "rb") as source, open(path, "xb") as target:
+            shutil.copyfileobj(source, target)
 
 
 def check_target(path: Path) -> None:
