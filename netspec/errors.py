@@ -107,6 +107,17 @@ def render(error: SpecError, source_lines: dict[str, list[str]] | None = None) -
     return "\n".join(out)
 
 
+def to_json(error: SpecError) -> dict:
+    """An error as plain data for `--json` output: the same fields `render` prints, null where absent."""
+    def place(mark: Mark | None) -> dict:
+        return {"file": mark.file, "line": mark.line, "col": mark.col} if mark else {"file": None, "line": None,
+                                                                                     "col": None}
+
+    return {"severity": error.severity, "message": error.message, **place(error.mark), "path": error.path,
+            "expected": error.expected, "found": error.found, "hint": error.hint,
+            "notes": [{"text": note.text, **place(note.mark)} for note in error.notes]}
+
+
 def _source_line(mark: Mark, cache: dict[str, list[str]] | None) -> str | None:
     if mark.file.startswith("<"):
         return None

@@ -38,7 +38,7 @@ def assert_usage_error(code: int, err: str, start: str) -> None:
 # ── unknown commands and flags ────────────────────────────────────────────────────────────────────────────────
 
 @pytest.mark.parametrize("args, start", [
-    (["valdiate", "lenet"], "netspec: error: argument COMMAND: invalid choice: 'valdiate'"),
+    (["valdiate", "lenet"], "netspec: error: unknown command 'valdiate'; did you mean `validate`?"),
     (["--bogus", "validate", "lenet"], "netspec: error: unrecognized arguments: --bogus"),
     (["summary", "lenet", "--jsn"], "netspec: error: unrecognized arguments: --jsn"),
     (["compile", "lenet", "--emit", "c"], "netspec: error: unrecognized arguments: --emit c"),
@@ -189,3 +189,32 @@ def test_training_a_network_whose_output_does_not_fit_the_labels_is_one_located_
                        "--out", str(tmp_path), *extra)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# ── numbers beyond a float ────────────────────────────────────────────────────────────────────────────────────
+
+HUGE = """netspec: 1
+name: huge
+input: [1, 2, 2]
+body:
+  - {repeat: 10, seq: [conv_transpose: {out: 1, kernel: 1, stride: 1000000000000000000}]}
+  - {conv: {out: 1, kernel: 1}}
+"""  # each conv_transpose multiplies H and W by 1e18: the last conv has about 1e360 MACs, beyond a float
+
+
+@pytest.mark.parametrize("args", [["validate"], ["summary"], ["summary", "--json"], ["draw"], ["lint"]])
+def test_macs_beyond_a_float_are_printed_not_an_internal_error(capsys, tmp_path, args):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(HUGE, encoding="utf-8")
+    code, out, err = cli(capsys, args[0], str(spec), *args[1:])
+    assert code == 0 and "internal error" not in err, err
+    if args == ["summary"]:
+        assert "e+360" in out  # 1.00e+360 for the conv's MACs
+
+
+def test_an_expectation_of_macs_beyond_a_float_is_a_located_mismatch(capsys, tmp_path):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(HUGE + "expect: {macs: 1.5G}\n", encoding="utf-8")
+    code, _, err = cli(capsys, "validate", str(spec))
+    assert code == 2 and "internal error" not in err
+    assert err.startswith(f"{spec}:7:16: error: expect: the network has 1.000e+360 MACs"), err

@@ -7,23 +7,45 @@ import json
 import sys
 from pathlib import Path
 
-from netspec.cli.common import EXIT_OK, EXIT_USAGE, UsageError, parse_overrides
+from netspec.cli.common import EXIT_OK, EXIT_USAGE, UsageError, parse_overrides, shaped_for_output
 from netspec.errors import SpecErrors
 
 
 def cmd_validate(args) -> int:
     from netspec.pipeline import shaped_network
 
-    errors = []
+    overrides = parse_overrides(args.set)
+    errors, reports = [], []
     for ref in args.specs:
         try:
-            shaped = shaped_network(ref, parse_overrides(args.set))
-            print(f"{ref}: ok — {shaped.param_count:,} params, output {list(shaped.output_shape)}")
+            shaped = shaped_network(ref, overrides)
         except SpecErrors as err:
             errors.extend(err.errors)
+            reports.append(_report(ref, err.errors))
+            continue
+        reports.append(_report(ref, (), name=shaped.name, params=shaped.param_count, macs=shaped.macs,
+                               input=list(shaped.network.input_shape), output=list(shaped.output_shape)))
+        if not args.json:
+            print(f"{ref}: ok — {shaped.param_count:,} params, output {list(shaped.output_shape)}")
+    if args.json:
+        return _print_reports(reports)
     if errors:
         raise SpecErrors(errors)
     return EXIT_OK
+
+
+def _report(ref: str, errors, **facts) -> dict:
+    """One spec's entry in the --json output of validate and lint."""
+    from netspec.errors import to_json
+
+    return {"spec": ref, "ok": not errors, **facts, "errors": [to_json(e) for e in errors]}
+
+
+def _print_reports(reports: list[dict], failed: bool = False) -> int:
+    """`{"specs": [...], "errors": N}` on stdout; exit 2 when a spec has errors (or `failed`)."""
+    count = sum(len(report["errors"]) for report in reports)
+    print(json.dumps({"specs": reports, "errors": count}, indent=2))
+    return EXIT_USAGE if count or failed else EXIT_OK
 
 
 def cmd_summary(args) -> int:
@@ -38,11 +60,23 @@ def cmd_summary(args) -> int:
 
 
 def cmd_lint(args) -> int:
-    from netspec.errors import render
+    from netspec.errors import render, to_json
     from netspec.passes.lint import lint
     from netspec.pipeline import shaped_network
 
-    problems = [p for ref in args.specs for p in lint(shaped_network(ref, parse_overrides(args.set)).network)]
+    overrides = parse_overrides(args.set)
+    if args.json:
+        reports = []
+        for ref in args.specs:
+            try:
+                problems = lint(shaped_network(ref, overrides).network)
+            except SpecErrors as err:
+                reports.append({**_report(ref, err.errors), "warnings": []})
+                continue
+            reports.append({**_report(ref, ()), "warnings": [to_json(p) for p in problems]})
+        warned = any(report["warnings"] for report in reports)
+        return _print_reports(reports, failed=warned and args.strict)
+    problems = [p for ref in args.specs for p in lint(shaped_network(ref, overrides).network)]
     for problem in problems:
         print(render(problem), file=sys.stderr)
     print(f"{len(problems)} warning(s)" if problems else "no problems found", file=sys.stderr)
@@ -50,16 +84,16 @@ def cmd_lint(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from netspec.pipeline import shaped_network
+    from netspec.backends.output import write_atomic
 
-    shaped = shaped_network(args.spec, parse_overrides(args.set))
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".py", ".pt"):
         raise UsageError(f"-o {out}: the suffix picks the format: .py (PyTorch source) or .pt (weights)")
+    shaped = shaped_for_output(args.spec, parse_overrides(args.set), out)
     if out is not None and out.suffix == ".py":
         from netspec.backends.pysource import to_python_source
 
-        _write_text(out, to_python_source(shaped))
+        write_atomic(out, to_python_source(shaped).encode("utf-8"))
     else:
         import torch
 
@@ -70,32 +104,34 @@ def cmd_compile(args) -> int:
             print(module.code.strip("\n"))
             print(f"# {shaped.name}: {shaped.param_count:,} params", file=sys.stderr)
             return EXIT_OK
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(module.state_dict(), out)
+        write_atomic(out, lambda handle: torch.save(module.state_dict(), handle))
     print(f"wrote {out} ({shaped.param_count:,} params)", file=sys.stderr)
     return EXIT_OK
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def cmd_list(args) -> int:
     from netspec.frontend.catalog import catalog
 
     specs, blocks = catalog()
+    if args.json:
+        print(json.dumps({"specs": [{"name": e.name, "doc": e.doc, "params": e.params} for e in specs],
+                          "blocks": [{"name": e.name, "doc": e.doc, "params": e.params, "import": e.source}
+                                     for e in blocks]}, indent=2, default=str))
+        return EXIT_OK
     width = max([len(s.name) for s in specs + blocks] + [8])
+    indent = f"  {'':<{width}}  "
     print("specs:")
     for entry in specs:
         print(f"  {entry.name:<{width}}  {entry.doc}")
         if entry.params:
-            print(f"  {'':<{width}}  params: " + ", ".join(f"{k}={v}" for k, v in entry.params.items()))
+            print(indent + "params: " + ", ".join(f"{k}={v}" for k, v in entry.params.items()))
     print("blocks:")
     for entry in blocks:
         print(f"  {entry.name:<{width}}  {entry.doc}")
+        print(indent + f"imports: [{entry.source}]")
         if entry.params:
-            print(f"  {'':<{width}}  params: " + ", ".join(f"{k}: {v}" for k, v in entry.params.items()))
+            print(indent + "params: " + ", ".join(
+                f"{k}: {p['type']}" + (f" = {p['default']}" if "default" in p else "") for k, p in entry.params.items()))
     return EXIT_OK
 
 

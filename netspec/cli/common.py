@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from netspec.errors import SpecErrors
 from netspec.frontend import yaml_source as source
@@ -45,4 +46,23 @@ def _plain(value):
 
 
 def add_set_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", metavar="K=V", help="override a spec param (repeatable)")
+    parser.add_argument("--set", action="append", metavar="K=V",
+                        help="override a spec param, NAME=VALUE (repeatable) (default: the spec's params)")
+
+
+def shaped_for_output(ref: str, overrides: dict, out: Path | None):
+    """The shaped network of spec `ref`, after making sure that `out` names neither the spec nor a library it
+    imports (writing the output would destroy the input).  Reads each file once."""
+    from netspec.backends.output import check_target, same_file_as
+    from netspec.errors import display_path
+    from netspec.pipeline import read, shape_documents
+
+    documents = read(ref)
+    if out is not None:
+        clash = same_file_as(out, [doc.path for doc in documents])
+        if clash is not None:
+            what = "the spec" if clash == documents[0].path else "a library the spec imports"
+            raise UsageError(f"-o {out} is {what} ({display_path(clash)}); it is read, never written over: "
+                             "choose another output file")
+        check_target(out)
+    return shape_documents(documents, overrides)

@@ -2,8 +2,9 @@
 
     netspec draw SPEC                      DOT on stdout (pipe it into `dot`, or redirect it)
     netspec draw SPEC -o net.svg           .svg, .png, .pdf through Graphviz's `dot`; .dot as text
-Exit codes: 0 written; 2 a spec or usage mistake (nothing is written); 1 `dot` missing (the .dot is written
-beside the requested file, with how to install Graphviz) or failing, or the file cannot be written.
+Exit codes: 0 written; 2 a spec or usage mistake, or a diagram too big for `dot` (nothing is written); 1 `dot`
+missing (the .dot is written beside the requested file unless one is there, with how to install Graphviz),
+failing or running out of time, or the file cannot be written.
 """
 
 from __future__ import annotations
@@ -15,55 +16,95 @@ from pathlib import Path
 # command does, never imports graphviz.
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FORMATS = ("svg", "png", "pdf", "dot")
+# What is handed to `dot` (svg, png, pdf; not .dot or stdout, which `dot` never sees).  Layout time grows faster
+# than the number of boxes: 1,000 boxes side by side (one concat of 1,000 branches) took 4 s, 1,400 took 7 s and
+# 2,000 took 12 s, while the largest zoo diagram (densenet121 --no-fold) has 429.  See docs/draw.md.
+MAX_BOXES = 1000
+DOT_TIMEOUT = 60.0
+DEPTHS_TRIED = 8  # for the --depth suggestion: each try builds one view (linear in the network)
 
 
 def register(sub, add_set_flag) -> None:
     p = sub.add_parser("draw", help="Graphviz diagram: -o net.svg|png|pdf|dot (DOT on stdout without -o)",
                        description="Draws the shape-checked network: ops with their key arguments and "
                                    "parameters, tensor shapes on the edges, blocks as labelled clusters.")
-    p.add_argument("spec", metavar="SPEC", help="a spec file or built-in name")
-    p.add_argument("-o", "--output", metavar="FILE", help="net.svg, net.png, net.pdf or net.dot (by suffix); "
-                   "without it the DOT source goes to stdout")
+    p.add_argument("spec", metavar="SPEC", help="a path or a built-in name (`netspec list`)")
+    p.add_argument("-o", "--output", metavar="FILE", help="net.svg, net.png, net.pdf or net.dot (by suffix) "
+                   "(default: the DOT source on stdout)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
-                   help="draw blocks nested more than N levels deep as one box each (0: top-level blocks)")
+                   help="draw blocks nested more than N levels deep as one box each (0: top-level blocks) "
+                        "(default: every op)")
     p.add_argument("--no-fold", dest="fold", action="store_false",
-                   help="draw every instance of repeated identical blocks instead of one marked ×N")
-    p.add_argument("--rankdir", default="TB", choices=RANKDIRS, help="direction of flow: TB (default) or LR")
-    p.add_argument("--legend", action="store_true", help="add a legend of the op families' colours")
+                   help="draw every instance of repeated identical blocks instead of one marked ×N "
+                        "(default: fold them)")
+    p.add_argument("--rankdir", default="TB", choices=RANKDIRS, help="direction of flow (default: TB)")
+    p.add_argument("--legend", action="store_true", help="add a legend of the op families' colours (default: none)")
+    p.add_argument("--max-boxes", type=int, default=MAX_BOXES, metavar="N",
+                   help=f"refuse to hand `dot` a diagram of more boxes (default: {MAX_BOXES:,})")
+    p.add_argument("--timeout", type=float, default=DOT_TIMEOUT, metavar="SECONDS",
+                   help=f"stop `dot` after this long (default: {DOT_TIMEOUT:g})")
     add_set_flag(p)
     p.set_defaults(handler=cmd_draw)
 
 
 def cmd_draw(args) -> int:
-    from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides
+    from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides, shaped_for_output
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"-o {out}: the suffix picks the format: " + ", ".join(f".{f}" for f in FORMATS))
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
+    if args.max_boxes < 1:
+        raise UsageError(f"--max-boxes must be 1 or more, got {args.max_boxes}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
     overrides = parse_overrides(args.set)
 
-    from netspec.backends.draw.dot import DotFailed, DotMissing, draw_graph, write_diagram
-    from netspec.pipeline import shaped_network
+    from netspec.backends.draw.dot import DotFailed, DotMissing, DotTimedOut, to_digraph, write_diagram
+    from netspec.backends.draw.view import build_view
 
     # The whole spec is checked before anything is written: an error never leaves a partial diagram.
-    digraph = draw_graph(shaped_network(args.spec, overrides), args.depth, args.fold, args.rankdir, args.legend)
+    shaped = shaped_for_output(args.spec, overrides, out)
+    view = build_view(shaped, args.depth, args.fold)
+    digraph = to_digraph(view, args.rankdir, args.legend)
     if out is None:
         sys.stdout.write(digraph.source)
         return EXIT_OK
+    if out.suffix.lower() != ".dot" and len(view.items) > args.max_boxes:
+        raise UsageError(_too_big(shaped, args, len(view.items)))
     try:
-        write_diagram(digraph, out)
+        write_diagram(digraph, out, args.timeout)
     except DotMissing as err:
-        print(f"netspec: Graphviz's `dot` was not found, so {out} was not made; wrote {out.with_suffix('.dot')} "
-              f"instead.\n  To get images, {err}\n  then: dot -T{out.suffix.lower().lstrip('.')} "
-              f"{out.with_suffix('.dot')} -o {out}", file=sys.stderr)
+        dot_file, fmt = out.with_suffix(".dot"), out.suffix.lower().lstrip(".")
+        if err.dot_file:
+            done, then = f"wrote {dot_file} instead", f"dot -T{fmt} {dot_file} -o {out}"
+        else:
+            done, then = f"{dot_file} exists, so it was not written either", "run this command again"
+        print(f"netspec: Graphviz's `dot` was not found, so {out} was not made; {done}.\n  To get images, {err}\n"
+              f"  then: {then}", file=sys.stderr)
+        return EXIT_FAILURE
+    except DotTimedOut as err:
+        print(f"netspec: dot did not finish {out} in time ({err}); draw less with --depth N, or allow more "
+              "with --timeout", file=sys.stderr)
         return EXIT_FAILURE
     except DotFailed as err:
         print(f"netspec: dot failed on {out}: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except OSError as err:
-        print(f"netspec: cannot write {out}: {err.strerror or err}", file=sys.stderr)
-        return EXIT_FAILURE
     print(f"wrote {out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _too_big(shaped, args, boxes: int) -> str:
+    """The refusal, naming the deepest --depth (of the first few) whose diagram fits."""
+    from netspec.backends.draw.view import build_view
+
+    fits = None
+    for depth in range(min(DEPTHS_TRIED, args.depth if args.depth is not None else DEPTHS_TRIED)):
+        count = len(build_view(shaped, depth, args.fold).items)
+        if count > args.max_boxes:
+            break
+        fits = (depth, count)
+    hint = f"try --depth {fits[0]} ({fits[1]:,} boxes)" if fits else "draw it as .dot"
+    return (f"the diagram has {boxes:,} boxes, more than `dot` is given (--max-boxes {args.max_boxes:,}); "
+            f"{hint}, or raise --max-boxes")

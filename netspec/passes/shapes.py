@@ -75,11 +75,19 @@ def macs_match(expected, actual: int) -> bool:
         return expected == actual
     number, unit = expected[:-1], expected[-1]
     decimals = len(number.split(".")[1]) if "." in number else 0
-    return round(actual / UNITS[unit], decimals) == float(number)
+    try:
+        return round(actual / UNITS[unit], decimals) == float(number)
+    except OverflowError:  # a count beyond 1e308 is no float, and so no "1.5G" figure names it
+        return False
 
 
 def format_count(value: int, decimals: int = 2) -> str:
     for unit in ("G", "M", "K"):
         if abs(value) >= UNITS[unit]:
-            return f"{value / UNITS[unit]:.{decimals}f}{unit}"
+            try:
+                return f"{value / UNITS[unit]:.{decimals}f}{unit}"
+            except OverflowError:  # beyond 1e308, no float holds it: 1.00e+400
+                from decimal import Decimal
+
+                return f"{Decimal(value):.{decimals}e}"
     return str(value)

@@ -13,7 +13,6 @@ same Graphviz version, the same SVG).
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from types import MappingProxyType
 import graphviz
 
 from netspec.backends.draw.view import Cluster, Item, View, build_view, show_shape
+from netspec.backends.output import write_atomic
 from netspec.ir import ShapedNetwork
 from netspec.ops import FAMILIES
 
@@ -56,9 +56,15 @@ LEGEND = (*((f.name, f.legend) for f in FAMILIES.values()),
 class DotMissing(Exception):
     """Graphviz's `dot` is not on PATH."""
 
+    dot_file: Path | None = None  # set by write_diagram: the .dot written instead, if any
+
 
 class DotFailed(Exception):
     """`dot` ran and failed."""
+
+
+class DotTimedOut(DotFailed):
+    """`dot` ran longer than it was given."""
 
 
 def draw_graph(shaped: ShapedNetwork, depth: int | None = None, fold: bool = True, rankdir: str = "TB",
@@ -166,40 +172,36 @@ def format_of(path: Path) -> str:
     return fmt
 
 
-def render(source: str, fmt: str) -> bytes:
-    """DOT text → image bytes through Graphviz's `dot` (DotMissing when it is not installed)."""
+def render(source: str, fmt: str, timeout: float | None = None) -> bytes:
+    """DOT text → image bytes through Graphviz's `dot` (DotMissing when it is not installed; DotTimedOut when
+    it runs longer than `timeout` seconds, after which it is stopped)."""
     exe = shutil.which("dot")
     if exe is None:
         raise DotMissing(INSTALL_HINT)
-    proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False)
+    try:
+        proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DotTimedOut(f"stopped after {timeout:g} s") from None
     if proc.returncode != 0:
         raise DotFailed(proc.stderr.decode("utf-8", "replace").strip() or f"dot exited with {proc.returncode}")
     return proc.stdout
 
 
-def write_diagram(digraph: graphviz.Digraph, out: Path) -> Path:
-    """Writes `out` in the format its suffix names.  When `dot` is missing, writes the DOT beside it (same
-    name, .dot) and raises DotMissing; nothing is left half-written."""
+def write_diagram(digraph: graphviz.Digraph, out: Path, timeout: float | None = None) -> Path:
+    """Writes `out` in the format its suffix names (atomically: never half a file; CannotWrite when it cannot).
+    When `dot` is missing, writes the DOT beside it (same name, .dot) unless that file exists, and raises
+    DotMissing with `.dot_file` set to the file written (None when it already existed and was left alone)."""
     fmt = format_of(out)
+    source = digraph.source.encode("utf-8")
     if fmt == "dot":
-        _write_atomic(out, digraph.source.encode("utf-8"))
+        write_atomic(out, source)
         return out
     try:
-        data = render(digraph.source, fmt)
-    except DotMissing:
-        _write_atomic(out.with_suffix(".dot"), digraph.source.encode("utf-8"))
+        data = render(digraph.source, fmt, timeout)
+    except DotMissing as err:
+        fallback = out.with_suffix(".dot")
+        err.dot_file = fallback if write_atomic(fallback, source, overwrite=False) else None
         raise
-    _write_atomic(out, data)
+    write_atomic(out, data)
     return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A temporary file beside the target, then a rename: an interrupted run never leaves a partial diagram.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

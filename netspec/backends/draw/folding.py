@@ -17,9 +17,11 @@ from netspec.ir import Scope, ShapedNetwork
 ROOT = ""  # the network itself, as a parent in the tree
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Run:
-    """Consecutive identical instances; the diagram shows the first one, marked ×N."""
+    """Consecutive identical instances; the diagram shows the first one, marked ×N.  Compared and hashed by
+    identity (each run is made once): the view keys dicts by run for every edge, and hashing a run of thousands
+    of paths each time made drawing quadratic."""
 
     paths: tuple[str, ...]
 
@@ -50,9 +52,10 @@ def scope_tree(shaped: ShapedNetwork) -> ScopeTree:
         _append_once(children.setdefault(chain[-1] if chain else ROOT, []), node)
     tree = ScopeTree({p: declared[p] for p in members}, chains, {p: tuple(m) for p, m in members.items()},
                      {p: tuple(c) for p, c in children.items()}, {})
+    signatures = _signatures(shaped, tree)
     runs = {}
     for siblings in tree.children.values():
-        for run in _runs(shaped, tree, siblings):
+        for run in _runs(shaped, tree, signatures, siblings):
             runs.update({path: (run, k) for k, path in enumerate(run.paths)})
     return ScopeTree(tree.scopes, tree.chains, tree.members, tree.children, runs)
 
@@ -70,10 +73,12 @@ def _append_once(items: list[str], item: str) -> None:
         items.append(item)
 
 
-def _runs(shaped: ShapedNetwork, tree: ScopeTree, siblings: tuple[str, ...]) -> list[Run]:
+def _runs(shaped: ShapedNetwork, tree: ScopeTree, signatures: Mapping[str, int],
+          siblings: tuple[str, ...]) -> list[Run]:
     runs, current = [], []
     for child in siblings:
-        if child in tree.scopes and current and _same_block(shaped, tree, current[-1], child):
+        if child in tree.scopes and current and signatures[current[-1]] == signatures[child] \
+                and _chained(shaped, set(tree.members[current[-1]]), set(tree.members[child])):
             current.append(child)
             continue
         if len(current) > 1:
@@ -84,29 +89,35 @@ def _runs(shaped: ShapedNetwork, tree: ScopeTree, siblings: tuple[str, ...]) -> 
     return runs
 
 
-def _same_block(shaped: ShapedNetwork, tree: ScopeTree, a: str, b: str) -> bool:
-    sa, sb = tree.scopes[a], tree.scopes[b]
-    if (sa.kind, sa.template, _plain(sa.args)) != (sb.kind, sb.template, _plain(sb.args)):
-        return False
-    if _structure(shaped, tree, a) != _structure(shaped, tree, b):
-        return False
-    return _chained(shaped, set(tree.members[a]), set(tree.members[b]))
+def _signatures(shaped: ShapedNetwork, tree: ScopeTree) -> dict[str, int]:
+    """Scope path → a number that two scopes share exactly when they are the same block: the same kind, template
+    and arguments, node for node the same ops, arguments and wiring relative to the scope, and inner scopes that
+    are the same blocks at the same relative paths.
 
-
-def _structure(shaped: ShapedNetwork, tree: ScopeTree, path: str) -> tuple:
-    """Ops, arguments, wiring and inner scopes relative to `path`: equal for two instances of the same block."""
-    inside = set(tree.members[path])
-    cut = len(path)
-
-    def rel(node: str) -> str:
-        return node[cut:] if node in inside else "<outside>"
-
+    Each scope is looked at once, inner scopes before outer ones (`tree.scopes` lists a scope before the scopes
+    inside it), and the inner ones by their number: the work is the total size of the scopes, that is the number
+    of ops times the nesting depth at most, however many siblings there are to compare.  (Comparing structures
+    pair by pair, each gathering its inner scopes from all scopes, took time quadratic in the network's size.)
+    """
     records = shaped.network.nodes
-    nodes = tuple((rel(n), records[n].op, _plain(records[n].args), tuple(rel(s) for s in records[n].inputs))
-                  for n in tree.members[path])
-    inner = tuple((p[cut:], s.kind, s.template, _plain(s.args)) for p, s in tree.scopes.items()
-                  if p.startswith(path + "."))
-    return nodes, inner
+    plain_args = {node: _plain(records[node].args) for node in tree.chains}
+    numbers: dict[tuple, int] = {}
+    signatures: dict[str, int] = {}
+    for path in reversed(tuple(tree.scopes)):
+        inside = set(tree.members[path])
+        cut = len(path)
+
+        def rel(node: str) -> str:
+            return node[cut:] if node in inside else "<outside>"
+
+        scope = tree.scopes[path]
+        nodes = tuple((rel(n), records[n].op, plain_args[n], tuple(rel(s) for s in records[n].inputs))
+                      for n in tree.members[path])
+        inner = tuple((child[cut:], signatures[child]) for child in tree.children.get(path, ())
+                      if child in tree.scopes)
+        key = (scope.kind, scope.template, _plain(scope.args), nodes, inner)
+        signatures[path] = numbers.setdefault(key, len(numbers))
+    return signatures
 
 
 def _chained(shaped: ShapedNetwork, a: set[str], b: set[str]) -> bool:
