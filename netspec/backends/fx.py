@@ -1,29 +1,28 @@
-"""ShapedNetwork → torch.fx GraphModule (`backends/pysource.py` writes the same network as standalone source).
+"""ShapedNetwork → a tree of torch modules (`backends/pysource.py` writes the same tree as standalone source).
 
-Submodules sit at the graph's dotted names (`b3.0.1.2`), created in node order, so `state_dict` keys are the
-spec's names.  Merge ops (concat, add) are call_function nodes; everything else is a call_module node.  No Lazy
-modules: every in_channels/in_features comes from shape inference.
+The model is hierarchical, like hand-written PyTorch: every container of the spec (template call, named seq,
+repeat, branch list; see `blocks.py`) is a module that runs its part of the graph, an nn.Sequential where its
+children form a chain and a torch.fx GraphModule (`BlockModule`, named after its template) otherwise.  Op modules
+sit at the spec's dotted names (`b3.0.1.2`), registered in node order, so `state_dict` keys and their order are
+the flat graph's.  Merge ops (concat, add) are call_function nodes; everything else is a call_module node.  No
+Lazy modules: every in_channels/in_features comes from shape inference.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
-import re
+import operator
 from contextlib import contextmanager
 from dataclasses import replace
 
 import torch
 from torch import fx, nn
 
-from netspec.ir import INPUT, OUTPUT, ShapedNetwork
+from netspec.backends.blocks import Container, block_tree, class_name
+from netspec.ir import INPUT, ShapedNetwork
 from netspec.ops import OPS
 from netspec.ops.torch_build import ModuleSpec
-
-
-def class_name(spec_name: str) -> str:
-    """`resnet18` → `Resnet18`, `bn_lenet` → `BnLenet`: a valid, readable Python class name."""
-    name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", spec_name) if part)
-    return name if name and not name[0].isdigit() else f"Net{name}"
 
 
 def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
@@ -52,33 +51,75 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
     return fresh and network.graph.out_degree(source) == 1
 
 
-def build_fx_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec]) -> fx.Graph:
+def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
+                block: Container) -> fx.Graph:
+    """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
+    several); a child block with several outputs returns a tuple, unpacked here with getitem."""
     graph = fx.Graph()
-    values: dict[str, fx.Node] = {INPUT: graph.placeholder("x")}
-    for node in shaped.op_nodes():
-        args = [values[src] for src in node.inputs]
-        if node.name in specs:
-            values[node.name] = graph.call_module(node.name, tuple(args))
+    names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
+    values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
+    for child in block.children:
+        if child in tree:
+            sub = tree[child]
+            call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
+            if len(sub.outputs) == 1:
+                values[sub.outputs[0]] = call
+            else:
+                values.update((out, graph.call_function(operator.getitem, (call, i)))
+                              for i, out in enumerate(sub.outputs))
+            continue
+        args = [values[src] for src in shaped.nodes[child].inputs]
+        if child in specs:
+            values[child] = graph.call_module(block.local(child), tuple(args))
         else:
-            values[node.name] = OPS[node.op].function().emit(graph, args)
-    graph.output(values[shaped.network.nodes[OUTPUT].inputs[0]])
+            values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
+    outputs = [values[out] for out in block.outputs]
+    graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
 
 
-def _install(containers: dict[str, nn.Module], path: str, module: nn.Module) -> None:
-    """Puts `module` at dotted `path`, creating empty parent modules on the way; `containers` maps every path
-    installed so far to its module (so no lookup goes through nn.Module's slow `__getattr__`)."""
-    parent, _, last = path.rpartition(".")
-    _container(containers, parent).add_module(last, module)
-    containers[path] = module
+class BlockModule(fx.GraphModule):
+    """The GraphModule netspec builds for the network and each block that is not a plain chain."""
+
+    def __str__(self) -> str:
+        # fx appends the generated code; netspec's modules print like hand-written ones (torchvision's).
+        return nn.Module.__repr__(self)
+
+    def _recompile_submodules(self) -> list:
+        # fx recompiles every GraphModule child whenever a parent's graph is set, which makes building a tree
+        # bottom up compile each block once per level above it.  Each block compiled when its graph was set.
+        return []
+
+    def _deepcopy_init(self):
+        # fx's deepcopy re-runs __init__ without the class name, which would turn `Basic` into `GraphModule`.
+        name = type(self).__name__
+        return lambda module, root, graph: fx.GraphModule.__init__(module, root, graph, class_name=name)
 
 
-def _container(containers: dict[str, nn.Module], path: str) -> nn.Module:
-    if path not in containers:
-        parent, _, last = path.rpartition(".")
-        containers[path] = nn.Module()
-        _container(containers, parent).add_module(last, containers[path])
-    return containers[path]
+def _build(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container], path: str) -> nn.Module:
+    """The module of container `path`, its children built and registered in node order (= state_dict order)."""
+    block = tree[path]
+    children: dict[str, nn.Module] = {}
+    for child in block.children:
+        if child in tree:
+            children[block.local(child)] = _build(shaped, specs, tree, child)
+        elif child in specs:
+            children[block.local(child)] = specs[child].build()
+    if block.chain:
+        sequential = nn.Sequential()
+        for name, module in children.items():
+            sequential.add_module(name, module)
+        return sequential
+    for name in children:
+        if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
+            raise KeyError(f"attribute '{name}' already exists")
+    # A dict root: fx installs each call_module target, in graph order, which is child order.
+    return BlockModule(children, block_graph(shaped, specs, tree, block), class_name=block.name)
+
+
+@functools.cache
+def _probe() -> BlockModule:
+    return BlockModule(nn.Module(), fx.Graph())
 
 
 @contextmanager
@@ -97,13 +138,8 @@ def _gc_paused():
 
 def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
     specs = module_specs(shaped)
+    tree = block_tree(shaped.network, class_name(shaped.name), specs)
     with _gc_paused():
-        # Modules go straight into the GraphModule, in node order (= state_dict order).  Handing fx a separate
-        # root instead makes it copy every target into fresh containers: the same result, built twice.
-        module = fx.GraphModule(nn.Module(), fx.Graph(), class_name=class_name(shaped.name))
-        containers: dict[str, nn.Module] = {"": module}
-        for path, spec in specs.items():
-            _install(containers, path, spec.build())
-        module.graph = build_fx_graph(shaped, specs)  # the setter generates and compiles `forward`
+        module = _build(shaped, specs, tree, "")
     module.netspec_input_shape = tuple(shaped.network.input_shape)
     return module
