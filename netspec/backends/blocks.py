@@ -93,12 +93,14 @@ def _wire(network: Network, tree: Mapping[str, Container]) -> None:
     """Inputs and outputs: an edge from `source` to `reader` enters every container around the reader that is
     not around the source, and leaves every container around the source that is not around the reader."""
     order = {name: i for i, name in enumerate(network.nodes)}
+    # The containers around each node, outermost first; the network's input and output are outside them all.
+    around = {node.name: [""] + _prefixes(node.name) if node.is_op else [] for node in network.nodes.values()}
     outputs: dict[str, set[str]] = {path: set() for path in tree}
     inputs: dict[str, dict[str, None]] = {path: {} for path in tree}
     for reader in network.nodes.values():
-        around_reader = [""] + _prefixes(reader.name) if reader.is_op else []
+        around_reader = around[reader.name]
         for source in reader.inputs:
-            around_source = [""] + _prefixes(source) if source != INPUT else []
+            around_source = around[source]
             shared = 0
             while (shared < min(len(around_reader), len(around_source))
                    and around_reader[shared] == around_source[shared]):

@@ -14,7 +14,7 @@ import functools
 import gc
 import operator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import fx, nn
@@ -52,10 +52,12 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
 
 
 def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
-                block: Container) -> fx.Graph:
+                block: Container, codes: dict | None = None) -> fx.Graph:
     """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
-    several); a child block with several outputs returns a tuple, unpacked here with getitem."""
-    graph = fx.Graph()
+    several); a child block with several outputs returns a tuple, unpacked here with getitem.  `codes`: see
+    `_SharedCodeGraph`."""
+    graph = _SharedCodeGraph()
+    graph.codes = codes
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
     for child in block.children:
@@ -78,6 +80,33 @@ def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[
     return graph
 
 
+class _SharedCodeGraph(fx.Graph):
+    """An fx.Graph that looks its generated code up in `codes` by the graph's structure.  Networks repeat their
+    blocks (a thousand dense layers), and generating the same code again is most of what building one costs.
+    The build drops `codes` when done, so that a graph edited later gets its code generated afresh."""
+
+    codes: dict | None = None
+
+    def python_code(self, root_module: str, **kwargs):
+        if self.codes is None:
+            return super().python_code(root_module, **kwargs)
+        key = (root_module, repr(sorted(kwargs.items())), _structure(self))
+        if key not in self.codes:
+            self.codes[key] = super().python_code(root_module, **kwargs)
+        return self.codes[key]
+
+
+def _structure(graph: fx.Graph) -> tuple:
+    """What fx's code generation reads: each node's kind, target and arguments (nodes as positions).  Node names
+    follow from these, in order."""
+    position: dict[fx.Node, int] = {}
+    key = []
+    for node in graph.nodes:
+        position[node] = len(position)
+        key.append((node.op, node.target, fx.node.map_arg((node.args, node.kwargs), position.__getitem__)))
+    return tuple(key)
+
+
 class BlockModule(fx.GraphModule):
     """The GraphModule netspec builds for the network and each block that is not a plain chain."""
 
@@ -96,25 +125,35 @@ class BlockModule(fx.GraphModule):
         return lambda module, root, graph: fx.GraphModule.__init__(module, root, graph, class_name=name)
 
 
-def _build(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container], path: str) -> nn.Module:
-    """The module of container `path`, its children built and registered in node order (= state_dict order)."""
-    block = tree[path]
-    children: dict[str, nn.Module] = {}
-    for child in block.children:
-        if child in tree:
-            children[block.local(child)] = _build(shaped, specs, tree, child)
-        elif child in specs:
-            children[block.local(child)] = specs[child].build()
-    if block.chain:
-        sequential = nn.Sequential()
-        for name, module in children.items():
-            sequential.add_module(name, module)
-        return sequential
-    for name in children:
-        if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
-            raise KeyError(f"attribute '{name}' already exists")
-    # A dict root: fx installs each call_module target, in graph order, which is child order.
-    return BlockModule(children, block_graph(shaped, specs, tree, block), class_name=block.name)
+@dataclass
+class _Build:
+    shaped: ShapedNetwork
+    specs: dict[str, ModuleSpec]
+    tree: dict[str, Container]
+    codes: dict = field(default_factory=dict)           # generated code by graph structure, for this build
+    graphs: list[fx.Graph] = field(default_factory=list)
+
+    def module(self, path: str) -> nn.Module:
+        """The module of container `path`, its children built and registered in node order (= state_dict
+        order)."""
+        block = self.tree[path]
+        children: dict[str, nn.Module] = {}
+        for child in block.children:
+            if child in self.tree:
+                children[block.local(child)] = self.module(child)
+            elif child in self.specs:
+                children[block.local(child)] = self.specs[child].build()
+        if block.chain:
+            sequential = nn.Sequential()
+            for name, module in children.items():
+                sequential.add_module(name, module)
+            return sequential
+        for name in children:
+            if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
+                raise KeyError(f"attribute '{name}' already exists")
+        self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
+        # A dict root: fx installs each call_module target, in graph order, which is child order.
+        return BlockModule(children, self.graphs[-1], class_name=block.name)
 
 
 @functools.cache
@@ -138,8 +177,10 @@ def _gc_paused():
 
 def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
     specs = module_specs(shaped)
-    tree = block_tree(shaped.network, class_name(shaped.name), specs)
+    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs))
     with _gc_paused():
-        module = _build(shaped, specs, tree, "")
+        module = build.module("")
+    for graph in build.graphs:
+        graph.codes = None
     module.netspec_input_shape = tuple(shaped.network.input_shape)
     return module
