@@ -15,7 +15,7 @@ from torch import fx, nn
 
 import netspec
 from netspec.backends.blocks import block_tree
-from netspec.backends.fx import BlockModule, module_specs, to_graph_module
+from netspec.backends.fx import BlockModule, forward_code, module_specs, to_graph_module
 from netspec.ir import build_network
 from netspec.passes.shapes import infer
 
@@ -107,6 +107,15 @@ def test_print_reads_like_torchvision():
     assert len(text.splitlines()) < 100
     assert text.startswith("Resnet18(") and "(layer1): Sequential(" in text and "(0): Basic(" in text
     assert "Module(" not in text and "def forward" not in text
+
+
+def test_compile_prints_the_models_forward_and_each_distinct_blocks_once():
+    with torch.device("meta"):
+        text = forward_code(netspec.load(SPECS / "imagenet" / "resnet18.yaml"))
+    headers = [line for line in text.splitlines() if line.startswith("# ")]
+    assert headers == ["# Resnet18: (the model)", "# Basic: layer1.0, layer1.1, layer2.1, layer3.1, layer4.1",
+                       "# Basic: layer2.0, layer3.0, layer4.0"]
+    assert text.count("def forward(self, x):") == 3 and "downsample = self.downsample(x)" in text
 
 
 def test_deepcopy_pickle_and_torch_save_keep_a_working_model(forked):

@@ -184,3 +184,16 @@ def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
         graph.codes = None
     module.netspec_input_shape = tuple(shaped.network.input_shape)
     return module
+
+
+def forward_code(module: fx.GraphModule) -> str:
+    """The generated `forward` of a compiled model and, once per distinct code, of its blocks, each headed by the
+    block's class and paths: what `netspec compile` prints."""
+    by_code: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for path, block in module.named_modules():
+        if isinstance(block, fx.GraphModule):
+            code = block.code.strip()
+            by_code.setdefault(code, []).append(path or "(the model)")
+            names.setdefault(code, type(block).__name__)
+    return "\n\n".join(f"# {names[code]}: {', '.join(paths)}\n{code}" for code, paths in by_code.items())
