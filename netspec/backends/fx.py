@@ -16,7 +16,6 @@ import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-import torch
 from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
