@@ -34,7 +34,8 @@ __version__ = "0.1.0"
 
 def load(spec: Spec, **params):
     """Builds the network a spec describes as a torch.nn.Module (a torch.fx GraphModule whose blocks are
-    submodules of their own); `params` override the spec's params."""
+    modules of their own: nn.Sequential for chains, GraphModules named after their templates otherwise);
+    `params` override the spec's params."""
     from netspec.backends.fx import to_graph_module
 
     return to_graph_module(_shaped(spec, params))

@@ -5,8 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import fx, nn
 
 from netspec.ir import OUTPUT
+
+
+class _InlineBlocks(fx.Tracer):
+    """Traces through the blocks of a compiled model (its GraphModules and Sequentials), not through op modules."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return not isinstance(module, (fx.GraphModule, nn.Sequential))
+
+
+def flat_module(model: nn.Module) -> fx.GraphModule:
+    """The compiled model as one flat graph: a call_module per op module at its dotted name, in node order."""
+    return fx.GraphModule(model, _InlineBlocks().trace(model))
 
 
 def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str, tuple]:

@@ -22,6 +22,7 @@ from netspec.ops import OPS, ShapeError, defaults
 from netspec.passes.shapes import infer
 
 from conftest import SPECS, spec_params
+from oracle import flat_module
 
 # ── every spec, node by node ──────────────────────────────────────────────────────────────────────────────────
 
@@ -41,8 +42,9 @@ class ShapeRecorder(fx.Interpreter):
 
 
 def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
-    """Each graph node's fx node: compile emits, in graph order, one call_module per module op and for a merge
-    the calls of its MergeCall layout (one `cat` of a list; a chain of `add`s, the last one its result)."""
+    """Each graph node's fx node in the compiled model's flat graph (`flat_module`): in graph order, one
+    call_module per module op and for a merge the calls of its MergeCall layout (one `cat` of a list; a chain of
+    `add`s, the last one its result)."""
     calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output"))
     found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
     for node in (n.name for n in shaped.op_nodes()):
@@ -63,7 +65,7 @@ def compiled(request):
     """(shaped graph, the compiled model on the meta device, shapes PyTorch computed per fx node)."""
     shaped = netspec.shaped_network(request.param)
     with torch.device("meta"):
-        module = netspec.load(request.param)
+        module = flat_module(netspec.load(request.param))
     recorder = ShapeRecorder(module)
     out = recorder.run(torch.empty(2, *shaped.network.input_shape, device="meta"))
     return shaped, module, recorder.shapes, tuple(out.shape)
@@ -103,7 +105,7 @@ def test_the_recorder_would_notice_a_wrong_shape():
     """The comparison can fail: a graph whose annotation is off by one is caught."""
     shaped = netspec.shaped_network(SPECS / "lenet.yaml")
     with torch.device("meta"):
-        module = netspec.load(SPECS / "lenet.yaml")
+        module = flat_module(netspec.load(SPECS / "lenet.yaml"))
     recorder = ShapeRecorder(module)
     recorder.run(torch.empty(1, 1, 28, 28, device="meta"))
     observed = recorder.shapes[fx_node_of(module, shaped)["0"]]

@@ -1,29 +1,27 @@
-"""ShapedNetwork → torch.fx GraphModule (`backends/pysource.py` writes the same network as standalone source).
+"""ShapedNetwork → a tree of torch modules (`backends/pysource.py` writes the same tree as standalone source).
 
-Submodules sit at the graph's dotted names (`b3.0.1.2`), created in node order, so `state_dict` keys are the
-spec's names.  Merge ops (concat, add) are call_function nodes; everything else is a call_module node.  No Lazy
-modules: every in_channels/in_features comes from shape inference.
+The model is hierarchical, like hand-written PyTorch: every container of the spec (template call, named seq,
+repeat, branch list; see `blocks.py`) is a module that runs its part of the graph, an nn.Sequential where its
+children form a chain and a torch.fx GraphModule (`BlockModule`, named after its template) otherwise.  Op modules
+sit at the spec's dotted names (`b3.0.1.2`), registered in node order, so `state_dict` keys and their order are
+the flat graph's.  Merge ops (concat, add) are call_function nodes; everything else is a call_module node.  No
+Lazy modules: every in_channels/in_features comes from shape inference.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
-import re
+import operator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
-import torch
 from torch import fx, nn
 
-from netspec.ir import INPUT, OUTPUT, ShapedNetwork
+from netspec.backends.blocks import Container, block_tree, class_name
+from netspec.ir import INPUT, ShapedNetwork
 from netspec.ops import OPS
 from netspec.ops.torch_build import ModuleSpec
-
-
-def class_name(spec_name: str) -> str:
-    """`resnet18` → `Resnet18`, `bn_lenet` → `BnLenet`: a valid, readable Python class name."""
-    name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", spec_name) if part)
-    return name if name and not name[0].isdigit() else f"Net{name}"
 
 
 def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
@@ -52,33 +50,114 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
     return fresh and network.graph.out_degree(source) == 1
 
 
-def build_fx_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec]) -> fx.Graph:
-    graph = fx.Graph()
-    values: dict[str, fx.Node] = {INPUT: graph.placeholder("x")}
-    for node in shaped.op_nodes():
-        args = [values[src] for src in node.inputs]
-        if node.name in specs:
-            values[node.name] = graph.call_module(node.name, tuple(args))
+def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
+                block: Container, codes: dict | None = None) -> fx.Graph:
+    """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
+    several); a child block with several outputs returns a tuple, unpacked here with getitem.  `codes`: see
+    `_SharedCodeGraph`."""
+    graph = _SharedCodeGraph()
+    graph.codes = codes
+    names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
+    values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
+    for child in block.children:
+        if child in tree:
+            sub = tree[child]
+            call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
+            if len(sub.outputs) == 1:
+                values[sub.outputs[0]] = call
+            else:
+                values.update((out, graph.call_function(operator.getitem, (call, i)))
+                              for i, out in enumerate(sub.outputs))
+            continue
+        args = [values[src] for src in shaped.nodes[child].inputs]
+        if child in specs:
+            values[child] = graph.call_module(block.local(child), tuple(args))
         else:
-            values[node.name] = OPS[node.op].function().emit(graph, args)
-    graph.output(values[shaped.network.nodes[OUTPUT].inputs[0]])
+            values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
+    outputs = [values[out] for out in block.outputs]
+    graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
 
 
-def _install(containers: dict[str, nn.Module], path: str, module: nn.Module) -> None:
-    """Puts `module` at dotted `path`, creating empty parent modules on the way; `containers` maps every path
-    installed so far to its module (so no lookup goes through nn.Module's slow `__getattr__`)."""
-    parent, _, last = path.rpartition(".")
-    _container(containers, parent).add_module(last, module)
-    containers[path] = module
+class _SharedCodeGraph(fx.Graph):
+    """An fx.Graph that looks its generated code up in `codes` by the graph's structure.  Networks repeat their
+    blocks (a thousand dense layers), and generating the same code again is most of what building one costs.
+    The build drops `codes` when done, so that a graph edited later gets its code generated afresh."""
+
+    codes: dict | None = None
+
+    def python_code(self, root_module: str, **kwargs):
+        if self.codes is None:
+            return super().python_code(root_module, **kwargs)
+        key = (root_module, repr(sorted(kwargs.items())), _structure(self))
+        if key not in self.codes:
+            self.codes[key] = super().python_code(root_module, **kwargs)
+        return self.codes[key]
 
 
-def _container(containers: dict[str, nn.Module], path: str) -> nn.Module:
-    if path not in containers:
-        parent, _, last = path.rpartition(".")
-        containers[path] = nn.Module()
-        _container(containers, parent).add_module(last, containers[path])
-    return containers[path]
+def _structure(graph: fx.Graph) -> tuple:
+    """What fx's code generation reads: each node's kind, target and arguments (nodes as positions).  Node names
+    follow from these, in order."""
+    position: dict[fx.Node, int] = {}
+    key = []
+    for node in graph.nodes:
+        position[node] = len(position)
+        key.append((node.op, node.target, fx.node.map_arg((node.args, node.kwargs), position.__getitem__)))
+    return tuple(key)
+
+
+class BlockModule(fx.GraphModule):
+    """The GraphModule netspec builds for the network and each block that is not a plain chain."""
+
+    def __str__(self) -> str:
+        # fx appends the generated code; netspec's modules print like hand-written ones (torchvision's).
+        return nn.Module.__repr__(self)
+
+    def _recompile_submodules(self) -> list:
+        # fx recompiles every GraphModule child whenever a parent's graph is set, which makes building a tree
+        # bottom up compile each block once per level above it.  Each block compiled when its graph was set.
+        return []
+
+    def _deepcopy_init(self):
+        # fx's deepcopy re-runs __init__ without the class name, which would turn `Basic` into `GraphModule`.
+        name = type(self).__name__
+        return lambda module, root, graph: fx.GraphModule.__init__(module, root, graph, class_name=name)
+
+
+@dataclass
+class _Build:
+    shaped: ShapedNetwork
+    specs: dict[str, ModuleSpec]
+    tree: dict[str, Container]
+    codes: dict = field(default_factory=dict)           # generated code by graph structure, for this build
+    graphs: list[fx.Graph] = field(default_factory=list)
+
+    def module(self, path: str) -> nn.Module:
+        """The module of container `path`, its children built and registered in node order (= state_dict
+        order)."""
+        block = self.tree[path]
+        children: dict[str, nn.Module] = {}
+        for child in block.children:
+            if child in self.tree:
+                children[block.local(child)] = self.module(child)
+            elif child in self.specs:
+                children[block.local(child)] = self.specs[child].build()
+        if block.chain:
+            sequential = nn.Sequential()
+            for name, module in children.items():
+                sequential.add_module(name, module)
+            return sequential
+        for name in children:
+            if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
+                raise KeyError(f"attribute '{name}' already exists")
+        self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
+        # A dict root: fx installs each call_module target, in graph order, which is child order.
+        return BlockModule(children, self.graphs[-1], class_name=block.name)
+
+
+@functools.cache
+def _probe() -> BlockModule:
+    return BlockModule(nn.Module(), fx.Graph())
 
 
 @contextmanager
@@ -97,13 +176,23 @@ def _gc_paused():
 
 def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
     specs = module_specs(shaped)
+    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs))
     with _gc_paused():
-        # Modules go straight into the GraphModule, in node order (= state_dict order).  Handing fx a separate
-        # root instead makes it copy every target into fresh containers: the same result, built twice.
-        module = fx.GraphModule(nn.Module(), fx.Graph(), class_name=class_name(shaped.name))
-        containers: dict[str, nn.Module] = {"": module}
-        for path, spec in specs.items():
-            _install(containers, path, spec.build())
-        module.graph = build_fx_graph(shaped, specs)  # the setter generates and compiles `forward`
+        module = build.module("")
+    for graph in build.graphs:
+        graph.codes = None
     module.netspec_input_shape = tuple(shaped.network.input_shape)
     return module
+
+
+def forward_code(module: fx.GraphModule) -> str:
+    """The generated `forward` of a compiled model and, once per distinct code, of its blocks, each headed by the
+    block's class and paths: what `netspec compile` prints."""
+    by_code: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for path, block in module.named_modules():
+        if isinstance(block, fx.GraphModule):
+            code = block.code.strip()
+            by_code.setdefault(code, []).append(path or "(the model)")
+            names.setdefault(code, type(block).__name__)
+    return "\n\n".join(f"# {names[code]}: {', '.join(paths)}\n{code}" for code, paths in by_code.items())

@@ -97,11 +97,11 @@ def cmd_compile(args) -> int:
     else:
         import torch
 
-        from netspec.backends.fx import to_graph_module
+        from netspec.backends.fx import forward_code, to_graph_module
 
         module = to_graph_module(shaped)
         if out is None:
-            print(module.code.strip("\n"))
+            print(forward_code(module))
             print(f"# {shaped.name}: {shaped.param_count:,} params", file=sys.stderr)
             return EXIT_OK
         write_atomic(out, lambda handle: torch.save(module.state_dict(), handle))
