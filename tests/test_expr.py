@@ -398,20 +398,26 @@ def tower(levels: int) -> list:
     return value
 
 
+def first_refused_step(first: object, step: str, most: int) -> tuple[int, ExprError]:
+    """Evaluates `step` (`{0}` is the previous name, `{1}` this one's) for v1, v2, … from v0 = `first`: the
+    number of the step that is refused, and its error."""
+    env = {"v0": first}
+    with cpu_limit(2.0):
+        for level in range(1, most + 1):
+            try:
+                env[f"v{level}"] = evaluate(step.format(f"v{level - 1}"), env)
+            except ExprError as err:
+                return level, err
+    raise AssertionError(f"{most} steps of {step!r} were all allowed")
+
+
 def test_values_built_from_shared_lists_are_bounded_at_each_step():
     """Params with defaults `[a0, a0]`, `[a1, a1]`, …: each doubles the last, and comparing two of them walks
     every element.  The size counts nested elements each time they occur, so the step past 10,000 is refused."""
-    env = {"a0": 1}
-    with cpu_limit(2.0):
-        for level in range(1, 41):
-            try:
-                env[f"a{level}"] = evaluate(f"${{[a{level - 1}, a{level - 1}]}}", env)
-            except ExprError as err:
-                refused = err
-                break
-    assert level == 13  # a12 holds 2**13 - 2 = 8,190 elements, a13 would hold 16,382
-    assert refused.message == (f"`[a12, a12]` holds more than {MAX_SEQUENCE:,} characters and list elements; "
-                           f"the limit is {MAX_SEQUENCE:,}")
+    level, refused = first_refused_step(1, "${{[{0}, {0}]}}", 40)
+    assert level == 13  # v12 holds 2**13 - 2 = 8,190 elements, v13 would hold 16,382
+    assert refused.message == (f"`[v12, v12]` holds more than {MAX_SEQUENCE:,} characters and list elements; "
+                               f"the limit is {MAX_SEQUENCE:,}")
     assert "doubles at each step" in refused.hint
 
 
@@ -434,15 +440,8 @@ def test_reading_a_large_list_many_times_walks_it_once():
 
 
 def test_repeated_interpolation_is_bounded_before_the_text_is_built():
-    env = {"s0": "x" * 16}
-    with cpu_limit(2.0):
-        for level in range(1, 21):
-            try:
-                env[f"s{level}"] = evaluate(f"${{s{level - 1}}}${{s{level - 1}}}", env)
-            except ExprError as err:
-                refused = err
-                break
-    assert level == 10  # s9 is 8,192 characters
+    level, refused = first_refused_step("x" * 16, "${{{0}}}${{{0}}}", 20)
+    assert level == 10  # v9 is 8,192 characters
     assert refused.message == f"the text would have more than {MAX_SEQUENCE:,} characters; the limit is {MAX_SEQUENCE:,}"
     assert len(ev("${name}" * 100)) == 400
 
