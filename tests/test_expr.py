@@ -1,13 +1,14 @@
 """The `$` expression language (netspec.passes.expr): values, interpolation, `in`, the whitelist and the bounds."""
 
-import time
 import warnings
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec.passes.expr import MAX_EXPR_LENGTH, ExprError, InputShape, evaluate, is_expression, names_used
+from cpu_time import cpu_limit
+from netspec.passes.expr import (MAX_EXPR_LENGTH, MAX_MESSAGE, MAX_SEQUENCE, ExprError, InputShape, evaluate,
+                                 is_expression, names_used)
 
 ENV = {"num_classes": 10, "c2": [16, 32], "i": 2, "width": 64, "ratio": 0.5, "name": "conv", "flag": True,
        "nothing": None, "pair": (3, 5)}
@@ -339,9 +340,8 @@ def test_offsets_count_characters_not_bytes():
 # ---------------------------------------------------------------------------------------------- bounds
 
 def fails_fast(text, fragment, env=ENV):
-    start = time.perf_counter()
-    err = error(text, env)
-    assert time.perf_counter() - start < 0.5
+    with cpu_limit(1.0):  # each takes milliseconds; building what is refused would take seconds or forever
+        err = error(text, env)
     assert fragment in err.message
     return err
 
@@ -388,6 +388,76 @@ def test_too_many_nodes_or_too_deep_nesting_is_refused():
 def test_a_huge_int_from_the_environment_is_an_expr_error_when_used():
     fails_fast("${big + 1}", "too large", env={"big": 10**5000})
     fails_fast("x${big}", "", env={"big": [10**5000]})
+
+
+def tower(levels: int) -> list:
+    """A list holding the same list twice, `levels` deep: 2**(levels + 1) - 2 elements in `levels` objects."""
+    value = 0
+    for _ in range(levels):
+        value = [value, value]
+    return value
+
+
+def first_refused_step(first: object, step: str, most: int) -> tuple[int, ExprError]:
+    """Evaluates `step` (`{0}` is the previous name, `{1}` this one's) for v1, v2, … from v0 = `first`: the
+    number of the step that is refused, and its error."""
+    env = {"v0": first}
+    with cpu_limit(2.0):
+        for level in range(1, most + 1):
+            try:
+                env[f"v{level}"] = evaluate(step.format(f"v{level - 1}"), env)
+            except ExprError as err:
+                return level, err
+    raise AssertionError(f"{most} steps of {step!r} were all allowed")
+
+
+def test_values_built_from_shared_lists_are_bounded_at_each_step():
+    """Params with defaults `[a0, a0]`, `[a1, a1]`, …: each doubles the last, and comparing two of them walks
+    every element.  The size counts nested elements each time they occur, so the step past 10,000 is refused."""
+    level, refused = first_refused_step(1, "${{[{0}, {0}]}}", 40)
+    assert level == 13  # v12 holds 2**13 - 2 = 8,190 elements, v13 would hold 16,382
+    assert refused.message == (f"`[v12, v12]` holds more than {MAX_SEQUENCE:,} characters and list elements; "
+                               f"the limit is {MAX_SEQUENCE:,}")
+    assert "doubles at each step" in refused.hint
+
+
+def test_a_large_shared_value_from_the_env_is_refused_when_read_not_walked_in_full():
+    """Template arguments `x: ["$x", "$x"]` build the tower outside expressions; reading it is refused, and
+    neither comparing nor printing 2**60 elements is ever started."""
+    env = {"a": tower(60), "b": tower(60)}
+    fails_fast("${a == b}", "`a` holds more than 10,000", env)
+    fails_fast("x${a}", "`a` holds more than 10,000", env)
+    fails_fast("${len(b)}", "`b` holds more than 10,000", env)
+    assert ev("${a == b}", {"a": tower(12), "b": tower(12)}) is True
+
+
+def test_reading_a_large_list_many_times_walks_it_once():
+    """The size of each large list is remembered: 20,000 reads of a 9,000-element list would walk 1.8 * 10**8
+    elements (a minute) if each read measured it anew."""
+    env = {"big": [[i] for i in range(4_500)]}
+    with cpu_limit(5.0):  # about 0.1 s
+        assert all(evaluate("$big", env) is env["big"] for _ in range(20_000))
+
+
+def test_repeated_interpolation_is_bounded_before_the_text_is_built():
+    level, refused = first_refused_step("x" * 16, "${{{0}}}${{{0}}}", 20)
+    assert level == 10  # v9 is 8,192 characters
+    assert refused.message == f"the text would have more than {MAX_SEQUENCE:,} characters; the limit is {MAX_SEQUENCE:,}"
+    assert len(ev("${name}" * 100)) == 400
+
+
+def test_list_literals_and_text_at_the_limit_are_allowed():
+    half = ["x" * 4_998]
+    assert ev("${[h, h]}", {"h": half}) == [half, half]  # 2 + 2 * (1 + 4,998) = 10,000
+    fails_fast("${[h, h, h]}", "holds more than 10,000", env={"h": half})
+    assert ev("${h}${h}", {"h": "x" * 5_000}) == "x" * 10_000
+    fails_fast("${h}${h}x", "the text would have more than 10,000 characters", env={"h": "x" * 5_000})
+
+
+def test_an_error_message_is_cut_at_its_limit():
+    err = ExprError("x" * 10_000)
+    assert len(err.message) == MAX_MESSAGE and err.message.endswith("…")
+    assert ExprError("short").message == "short"
 
 
 # -------------------------------------------------------------------------------------------- fuzzing

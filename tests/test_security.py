@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netspec.errors import SpecErrors
+from netspec.errors import SpecErrors, render
 from netspec.pipeline import shaped_network
 from netspec.frontend.imports import load_all
 
@@ -214,6 +214,21 @@ def test_a_refused_import_does_not_say_whether_the_file_outside_exists(world):
     there = _import(world, "../secret/lib.yaml").errors[0].message
     absent = _import(world, "../secret/absent.yaml").errors[0].message
     assert there.replace("lib.yaml", "X") == absent.replace("absent.yaml", "X")
+
+
+@pytest.mark.parametrize("entry, shown", [
+    ("link.yaml", "`link.yaml`"),
+    ("linkdir/lib.yaml", "`linkdir/lib.yaml`"),
+    ("sub/link.yaml", "`sub/link.yaml`"),
+    ("sub/nested.yaml", "`sub/../linkdir/lib.yaml`"),  # imported by a library: shown from the spec's folder
+])
+def test_a_refused_symbolic_link_is_shown_as_written_never_where_it_points(world, entry, shown):
+    (world["project"] / "sub" / "link.yaml").symlink_to(world["secret"] / "lib.yaml")
+    (world["project"] / "sub" / "nested.yaml").write_text("netspec: 1\nimports: [../linkdir/lib.yaml]\n"
+                                                          "blocks:\n  b: {seq: [relu]}\n")
+    error = _import(world, entry).errors[0]
+    assert error.found == f"{shown} (from the spec's folder), which leads outside them"
+    assert "secret" not in render(error)  # the name of the folder outside, which only the links know
 
 
 def test_no_file_outside_the_allowed_folders_is_ever_opened(world, monkeypatch):

@@ -158,19 +158,22 @@ def resolve_import(entry: str, base: Path, allowed: tuple[Path, ...], mark: Mark
     if os.path.isabs(entry) or entry.startswith("~"):
         raise SpecErrors.one(f"import `{entry}` is an absolute path", mark, expected="a path relative to this file",
                              hint="imports may reach only this spec's folder (and below) and the built-in library")
-    escapes = []
+    escapes = False
     for folder in (base, allowed[1]):
         candidate = _resolved(folder / entry)
         if candidate is None:
             continue
         if not any(candidate.is_relative_to(root) for root in allowed):
-            escapes.append(candidate)
+            escapes = True
         elif _is_file(candidate):
             return candidate
     if escapes:
+        # Shown as written, from the spec's folder: the resolved path would tell where a symbolic link points.
+        folder = os.path.relpath(base, allowed[0])  # where the importing library is, when it is not the spec
+        written = entry if folder == "." else f"{folder}/{entry}"
         raise SpecErrors.one(f"import `{entry}` leaves the folders a spec may read", mark,
                              expected=f"a file under {display_path(allowed[0])} or the built-in library",
-                             found=display_path(escapes[0]))
+                             found=f"`{written}` (from the spec's folder), which leads outside them")
     known = [str(p.relative_to(allowed[1])) for p in allowed[1].rglob("*.yaml")] if allowed[1].is_dir() else []
     raise SpecErrors.one(f"import `{entry}` not found", mark, expected="a .yaml file relative to this file "
                          "or in the built-in library", hint=did_you_mean(entry, known))

@@ -126,10 +126,53 @@ class ArgError(Exception):
         self.expected, self.found = expected, found
 
 
+MAX_SHOWN = 200  # characters of a value an error quotes
+
+
 def _describe(value) -> str:
-    kind = {bool: "bool", int: "int", float: "float", str: "string", type(None): "null",
-            list: "list", tuple: "list", dict: "mapping"}.get(type(value), type(value).__name__)
-    return f"{kind} {value!r}" if kind != "mapping" else "a mapping"
+    kind = next((name for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"),
+                                      (type(None), "null"), ((list, tuple), "list"), (dict, "mapping"))
+                 if isinstance(value, t)), type(value).__name__)  # the loader's MList is a list
+    return f"{kind} {_shown(value)}" if kind != "mapping" else "a mapping"
+
+
+def _shown(value, limit: int = MAX_SHOWN) -> str:
+    """`repr(value)`, cut after `limit` characters with "…".  Built piece by piece and stopped at the limit: the
+    repr of a list that holds another list twice, at each of 40 levels, would be 2**40 times as long."""
+    text, length = [], 0
+    for piece in _repr_pieces(value, limit):
+        text.append(piece)
+        length += len(piece)
+        if length > limit:
+            return "".join(text)[:limit - 1] + "…"
+    return "".join(text)
+
+
+def _repr_pieces(value, limit: int):
+    """The repr of `value` in pieces, depth first without recursion (a list may be nested thousands deep)."""
+    stack = [(iter((value,)), "", [True])]
+    while stack:
+        items, closer, first = stack[-1]
+        item = next(items, stack)
+        if item is stack:
+            stack.pop()
+            yield closer
+            continue
+        if not first[0]:
+            yield ", "
+        first[0] = False
+        if isinstance(item, (list, tuple)):
+            is_list = isinstance(item, list)
+            yield "[" if is_list else "("
+            stack.append((iter(item), "]" if is_list else ",)" if len(item) == 1 else ")", [True]))
+        elif isinstance(item, str):
+            yield repr(item[:limit + 1])  # past the limit, the quote closing it is cut anyway
+        elif isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 4 * limit:
+            yield f"<an int of about {int(item.bit_length() * math.log10(2)):,} digits>"  # repr would refuse it
+        elif isinstance(item, dict):
+            yield "{…}"
+        else:
+            yield repr(item)
 
 
 def check_arg(param: Param, value: object) -> object:
@@ -151,8 +194,14 @@ def check_arg(param: Param, value: object) -> object:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgError("a number", _describe(value))
-        _bounds(param, float(value))
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float: 10**309
+            number = math.inf
+        if not math.isfinite(number):  # nan passes every comparison with a bound; inf never means a setting
+            raise ArgError("a finite number", _describe(value))
+        _bounds(param, number)
+        return number
     if kind == "int" or (kind in ("int2", "padding", "size") and not isinstance(value, (list, tuple))):
         if isinstance(value, bool) or not isinstance(value, int):
             expected = "an int" if kind == "int" else "an int or [h, w]" + (", 'same' or 'valid'" if kind == "padding" else "")
@@ -168,9 +217,9 @@ def check_arg(param: Param, value: object) -> object:
 
 def _bounds(param: Param, value: float) -> None:
     if param.minimum is not None and value < param.minimum:
-        raise ArgError(f"a value ≥ {param.minimum:g}", repr(value))
+        raise ArgError(f"a value ≥ {param.minimum:g}", _shown(value))
     if param.below is not None and value >= param.below:
-        raise ArgError(f"a value < {param.below:g}", repr(value))
+        raise ArgError(f"a value < {param.below:g}", _shown(value))
 
 
 # ── shape helpers shared by the family files ──────────────────────────────────────────────────────────────────

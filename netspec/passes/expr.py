@@ -14,9 +14,10 @@ import operator
 import re
 import tokenize
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from netspec.errors import did_you_mean
 from netspec.frontend.grammar import is_expression
@@ -26,6 +27,7 @@ MAX_NODES = 200
 MAX_EXPONENT = 64          # also bounds round()'s digits: round(1, -10**18) would build 10**(10**18)
 MAX_MAGNITUDE = 10**18     # every number an expression computes stays within +-10**18
 MAX_SEQUENCE = 10_000      # characters of a computed str, elements of a computed list
+MAX_MESSAGE = 300          # characters of an error's message
 
 # `in` is a Python keyword, so `in.x` is rewritten to this name (small-capital letters) before parsing.
 # Being as long as `in`, it keeps every column unchanged; a user who types it merely gets `in`.
@@ -36,6 +38,9 @@ _CONSTANTS = MappingProxyType({"true": True, "false": False, "null": None})  # a
 _SEQUENCES = (str, list, tuple)
 _NUMBERS = (int, float)  # bool included, as in Python: True + 1 == 2
 _TOO_LARGE = "`{src}` is too large: numbers are limited to 10**18 in size"
+_TOO_MANY = f"`{{src}}` holds more than {MAX_SEQUENCE:,} characters and list elements; the limit is {MAX_SEQUENCE:,}"
+_SHARED = ("nested lists and strings count each time they occur: a value built as `[a, a]` or `${a}${a}` from "
+           "one built the same way doubles at each step")
 _IN_WORD = re.compile(r"\bin\b")
 _BRACE_TOKENS = re.compile(r"""'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[{}]""")  # quoted strings and braces
 
@@ -45,6 +50,8 @@ class ExprError(Exception):
     inside the original string where the problem is (best effort, 0 if unknown); `hint` is optional."""
 
     def __init__(self, message: str, offset: int = 0, hint: str | None = None):
+        if len(message) > MAX_MESSAGE:  # Python's own messages may quote a value
+            message = message[:MAX_MESSAGE - 1] + "…"
         super().__init__(message)
         self.message, self.offset, self.hint = message, offset, hint
 
@@ -74,13 +81,25 @@ def evaluate(text: str, env: Mapping[str, object], lazy_in: Callable[[], InputSh
     try:
         if whole:
             return evaluator.run(parts[0])
-        return "".join(p if isinstance(p, str) else str(evaluator.run(p)) for p in parts)
+        return _joined(p if isinstance(p, str) else str(evaluator.run(p)) for p in parts)
     except _InputFailure as caught:
         failure = caught.args[0]
     except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as exc:
         # A safety net, so that only ExprError escapes (str() of a 5000-digit int in an env list, say).
         raise ExprError(f"cannot evaluate expression: {exc}") from None
     raise failure  # outside the except block, so the error's own context is left untouched
+
+
+def _joined(pieces: Iterable[str]) -> str:
+    """Interpolated text, refused before it is built when longer than MAX_SEQUENCE: `${s}${s}` doubles `s`."""
+    kept, length = [], 0
+    for piece in pieces:
+        length += len(piece)
+        if length > MAX_SEQUENCE:
+            raise ExprError(f"the text would have more than {MAX_SEQUENCE:,} characters; the limit is "
+                            f"{MAX_SEQUENCE:,}", 0, _SHARED)
+        kept.append(piece)
+    return "".join(kept)
 
 
 def cost(text: str) -> int:
@@ -284,16 +303,60 @@ def _sequence_size(symbol: str, left: object, right: object) -> int | None:
     return None
 
 
+# Sizes of the lists and tuples seen lately, by id, each entry holding its value so that the id stays its own.
+# A value in the env (a param, a template argument) is measured each time an expression reads it; without the
+# memory, 10,000 reads of a 10,000-element list would walk 10**8 elements.  Small values are not worth keeping.
+_SIZES: OrderedDict[int, tuple[object, int]] = OrderedDict()
+_SIZES_KEPT, _SIZES_WORTH = 256, 16
+
+
 def _size(value: object) -> int:
-    """Characters and elements in `value`, nested ones included: `[[0] * 10**4] * 10**4` is 10**8."""
+    """Characters and elements in `value`, nested ones included each time they occur: `[[0] * 10**4] * 10**4` is
+    10**8, and `[a, a]` is twice `a` and two.  Exact up to MAX_SEQUENCE; above it, some larger number.
+
+    Shared structure is what makes this matter: params whose defaults are `[a, a]`, `[b, b]`, … double at each
+    step while holding a few objects, and comparing, printing or joining 2**40 elements never ends.  So each
+    distinct list is walked once (remembered by id in this walk and in _SIZES), and the walk stops as soon as
+    the distinct elements it met pass the limit: it costs at most MAX_SEQUENCE steps, whatever `value` is."""
+    if isinstance(value, str):
+        return len(value)
     if not isinstance(value, (list, tuple)):
-        return len(value) if isinstance(value, str) else 0
-    total = len(value)
-    for item in value:
-        if total > MAX_SEQUENCE:  # enough to refuse; a large shared structure is not walked in full
-            break
-        total += _size(item)
-    return total
+        return 0
+    sizes: dict[int, int] = {}
+    walked, stack = 0, [(value, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            total = len(node) + sum(_leaf(item) if not isinstance(item, (list, tuple)) else
+                                    sizes.get(id(item), _OVER) for item in node)  # absent: a cycle
+            if total > MAX_SEQUENCE:
+                return _OVER
+            sizes[id(node)] = total
+            if total >= _SIZES_WORTH:
+                _SIZES[id(node)] = (node, total)
+                if len(_SIZES) > _SIZES_KEPT:
+                    _SIZES.popitem(last=False)
+            continue
+        if id(node) in sizes:
+            continue
+        known = _SIZES.get(id(node))
+        if known is not None and known[0] is node:
+            sizes[id(node)] = known[1]
+            _SIZES.move_to_end(id(node))
+            continue
+        walked += len(node)  # distinct elements: never more than the size itself
+        if walked > MAX_SEQUENCE:
+            return _OVER
+        stack.append((node, True))
+        stack.extend((item, False) for item in node if isinstance(item, (list, tuple)))
+    return sizes[id(value)]
+
+
+_OVER = MAX_SEQUENCE + 1
+
+
+def _leaf(value: object) -> int:
+    return len(value) if isinstance(value, str) else 0
 
 
 class _Evaluator:
@@ -338,6 +401,8 @@ class _Evaluator:
             raise self.part.error(node, "`{src}` is not a finite real number")  # 1e308 * 10, (-8) ** 0.5
         if isinstance(value, _NUMBERS) and abs(value) > MAX_MAGNITUDE:
             raise self.part.error(node, _TOO_LARGE)
+        if isinstance(value, _SEQUENCES) and _size(value) > MAX_SEQUENCE:  # a list literal, or a value read
+            raise self.part.error(node, _TOO_MANY, _SHARED)                # from the env: `[a, a]`, `$a`
         return value
 
     def _name(self, node: ast.Name) -> object:
