@@ -4,6 +4,7 @@ synthetic data, one tiny network."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -219,3 +220,48 @@ def test_a_finished_runs_files_are_readable_by_the_group_under_the_usual_umask(t
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.is_file()}
     assert modes and all(mode == 0o644 for mode in modes.values()), modes
     assert json.loads((folder / "run.json").read_text())["spec"] == "tiny"
+
+
+# ── strings from outside never become code in generated source ───────────────────────────────────────────────
+
+HOSTILE = 'x"""\nopen("PWNED", "w")\n"""\n# '
+
+
+def only_definitions(source: str) -> None:
+    """The generated file holds its docstring, the torch imports, and class and function definitions: nothing a
+    file name could have added runs on import."""
+    tree = ast.parse(source)
+    docstring, *rest = tree.body
+    assert isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)
+    assert all(isinstance(s, (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)) for s in rest), \
+        [ast.dump(s)[:80] for s in rest if not isinstance(s, (ast.Import, ast.ImportFrom, ast.ClassDef,
+                                                               ast.FunctionDef))]
+    assert {alias.name for s in rest if isinstance(s, (ast.Import, ast.ImportFrom)) for alias in s.names} \
+        <= {"torch", "nn"}
+    for cls in (s for s in rest if isinstance(s, ast.ClassDef)):
+        assert all(isinstance(s, ast.FunctionDef) or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                   for s in cls.body), cls.name
+
+
+def test_a_spec_file_name_holding_code_stays_text_in_the_compiled_source(tmp_path, monkeypatch):
+    folder = tmp_path / HOSTILE.replace("/", "_")
+    folder.mkdir()
+    spec = folder / (HOSTILE + "net.yaml")
+    spec.write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", str(spec), "-o", "model.py"]) == 0
+    source = (tmp_path / "model.py").read_text()
+    only_definitions(source)
+    assert HOSTILE in ast.get_docstring(ast.parse(source))       # the name is kept, as text
+    exec(compile(source, "model.py", "exec"), {})
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_an_export_file_name_holding_code_stays_a_comment(finished, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = 'm")\nopen("PWNED", "w")\n#.py'
+    assert main(["export", str(finished), "-o", name]) == 0
+    source = (tmp_path / name).read_text()
+    only_definitions(source)
+    exec(compile(source, "m.py", "exec"), {})
+    assert not (tmp_path / "PWNED").exists()

@@ -132,13 +132,13 @@ def refuse_own_files(source: Path, targets: list[Path]) -> None:
 def export_python(loaded: Loaded, out: Path, meta: Mapping) -> list[Path]:
     """The standalone PyTorch source (imports only torch) and the weights beside it as `<stem>.safetensors`."""
     from netspec.backends.fx import class_name
-    from netspec.backends.pysource import to_python_source
+    from netspec.backends.pysource import quoted, to_python_source
 
     weights_file = out.with_suffix(".safetensors")
     name = class_name(loaded.shaped.name)
     usage = (f"\n# Load the trained weights (written beside this file by `netspec export`):\n"
              f"#     from safetensors.torch import load_file\n"
-             f"#     model = {name}(); model.load_state_dict(load_file(\"{weights_file.name}\")); model.eval()\n")
+             f"#     model = {name}(); model.load_state_dict(load_file({quoted(weights_file.name)})); model.eval()\n")
     source = to_python_source(loaded.shaped).rstrip("\n") + "\n" + usage
     written = checkpoint.atomic_write(out, lambda s: s.write(source.encode("utf-8")))
     return [written, checkpoint.save_safetensors(weights_file, loaded.model.state_dict(), meta)]
