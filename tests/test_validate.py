@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors
-from netspec.pipeline import load_spec
-from netspec.frontend.schema_fast import Unsupported, checker, compile_schema
 from netspec.frontend.grammar import SCHEMA_PATH
-from netspec.generators.schema import build_schema, render_schema
-from netspec.frontend.yaml_source import Document, parse_text, read_document
 from netspec.frontend.schema import fast_check
+from netspec.frontend.schema_fast import Unsupported, checker, compile_schema
 from netspec.frontend.validate import validate
+from netspec.frontend.yaml_source import Document, parse_text, read_document
+from netspec.generators.schema import build_schema, render_schema
+from netspec.pipeline import load_spec
 
 from conftest import REPO, SPECS, all_specs, run_cli, spec_params
 from test_fuzz import LIBRARY_DATA, ORIGINALS, mutated_data
@@ -343,3 +343,22 @@ def test_a_bad_name_and_a_misspelt_op_elsewhere_are_both_reported():
 def test_mistakes_in_two_branches_of_one_merge_are_two_errors():
     errors = errors_of(NET + "body:\n  - concat: [[{conv: {out: 4, kernal: 3}}], [{maxpool: {kernel: 2, strid: 2}}]]\n")
     assert [e.message.split(" in ")[0] for e in errors] == ["unknown key `kernal`", "unknown key `strid`"]
+
+
+def test_twenty_thousand_bad_items_give_the_first_hundred_errors_and_a_count_of_the_rest(tmp_path):
+    """A file within every size limit whose every item is wrong: the run stays linear (a set of marks was once
+    rebuilt per schema error, and every jsonschema error was found and sorted: minutes for this file) and shows
+    the first errors in source order, then how many more there are."""
+    from cpu_time import cpu_limit
+
+    from netspec.frontend.validate import MAX_ERRORS
+
+    path = tmp_path / "empty_items.yaml"
+    path.write_text("netspec: 1\nname: big\ninput: [1, 8, 8]\nbody:\n" + "  - {}\n" * 19_900)
+    with cpu_limit(20), pytest.raises(SpecErrors) as caught:   # took 130 s of CPU before
+        load_spec(path)
+    errors = caught.value.errors
+    assert len(errors) == MAX_ERRORS + 1
+    assert [e.mark.line for e in errors[:MAX_ERRORS]] == list(range(5, 5 + MAX_ERRORS))
+    assert errors[-1].message == f"… and {19_900 - MAX_ERRORS:,} more errors from here on; only the first " \
+                                 f"{MAX_ERRORS} are shown"

@@ -7,6 +7,7 @@ the alternative that accepted the value's type are all reported (two misspelt ke
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from functools import lru_cache
 from typing import Iterator
@@ -15,6 +16,8 @@ from netspec.errors import Mark, SpecError, did_you_mean
 from netspec.frontend.grammar import NAME_PATTERN, SCHEMA_PATH
 from netspec.frontend.schema_fast import checker
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
+
+MAX_RAW_ERRORS = 1_000      # jsonschema errors read per document
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +65,10 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
     if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_fast.py)
         return
     seen: set[tuple] = set()
-    for error in sorted(validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+    # jsonschema yields its errors lazily: beyond the first MAX_RAW_ERRORS nobody reads them (see
+    # validate.MAX_ERRORS), and finding them all took minutes for a file of 20,000 bad items.
+    found = itertools.islice(validator().iter_errors(doc.data), MAX_RAW_ERRORS)
+    for error in sorted(found, key=lambda e: list(map(str, e.absolute_path))):
         for spec_error in _translate(error, doc):
             key = (spec_error.mark, spec_error.message)
             if key not in seen:
