@@ -265,3 +265,21 @@ def test_an_export_file_name_holding_code_stays_a_comment(finished, tmp_path, mo
     only_definitions(source)
     exec(compile(source, "m.py", "exec"), {})
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_run_folders_diagram_keeps_to_the_limits_draw_keeps_to(tmp_path, monkeypatch):
+    """A training run draws its network with the bounds `netspec draw` has: past the box limit, no diagram
+    (a courtesy, never a failure) rather than minutes of `dot`."""
+    import shutil
+
+    import netspec
+    from netspec.backends.draw import limits
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    shaped = netspec.shaped_network(tmp_path / "tiny.yaml")
+    assert rundir.write_diagram(shaped, tmp_path / "diagram.svg") == tmp_path / "diagram.svg"
+    monkeypatch.setattr(limits, "MAX_BOXES", 3)
+    assert rundir.write_diagram(shaped, tmp_path / "again.svg") is None
+    assert not (tmp_path / "again.svg").exists()

@@ -12,15 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
+
 # Equal to draw_dot.RANKDIRS and draw_dot.FORMATS (a test checks): repeated so that building the parser, which every
 # command does, never imports graphviz.
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FORMATS = ("svg", "png", "pdf", "dot")
-# What is handed to `dot` (svg, png, pdf; not .dot or stdout, which `dot` never sees).  Layout time grows faster
-# than the number of boxes: 1,000 boxes side by side (one concat of 1,000 branches) took 4 s, 1,400 took 7 s and
-# 2,000 took 12 s, while the largest zoo diagram (densenet121 --no-fold) has 429.  See docs/draw.md.
-MAX_BOXES = 1000
-DOT_TIMEOUT = 60.0
 DEPTHS_TRIED = 8  # for the --depth suggestion: each try builds one view (linear in the network)
 
 

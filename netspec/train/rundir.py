@@ -154,13 +154,19 @@ def truncate_metrics(path: Path, step: int) -> str | None:
 
 
 def write_diagram(shaped: ShapedNetwork, out: Path) -> Path | None:
-    """diagram.svg when Graphviz's `dot` is there; else None."""
+    """diagram.svg when Graphviz's `dot` is there and the diagram is within the limits `netspec draw` keeps to
+    (at most MAX_BOXES boxes, DOT_TIMEOUT seconds of `dot`); else None."""
     if shutil.which("dot") is None:
         return None
     try:
-        from netspec.backends.draw.dot import draw_graph
+        from netspec.backends.draw.dot import render, to_digraph
+        from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
+        from netspec.backends.draw.view import build_view
 
-        svg = draw_graph(shaped).pipe(format="svg")
+        view = build_view(shaped)
+        if len(view.items) > MAX_BOXES:
+            return None
+        svg = render(to_digraph(view).source, "svg", timeout=DOT_TIMEOUT)
     except Exception:  # a diagram is a courtesy: it must never fail a training run
         return None
     files.write_file(out, svg)
