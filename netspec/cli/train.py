@@ -26,61 +26,88 @@ def register(sub, add_set_flag) -> None:
     p = sub.add_parser("train", help="train a network (Fashion-MNIST by default) into runs/<spec>-<time>/",
                        description="Trains SPEC with the recipe in its `train:` section, overridden by flags. "
                                    "Under torchrun, trains with DistributedDataParallel. See docs/training.md.")
-    p.add_argument("spec", metavar="SPEC", nargs="?", help="a spec file or built-in name (omit with --resume)")
+    p.add_argument("spec", metavar="SPEC", nargs="?",
+                   help="a path or a built-in name (omit with --resume)")
     _recipe_flags(p)
     _run_flags(p)
     p.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
-    p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors, .pt, run folder)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt "
+                   "(default: start a new run)")
+    p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors, .pt, run "
+                   "folder) (default: the recipe's initialization)")
     p.add_argument("--log-every", type=int, metavar="N",
-                   help="steps between metrics.jsonl lines (default 50; on --resume, the run's own)")
+                   help="steps between metrics.jsonl lines (default: 50; on --resume, the run's own)")
     add_set_flag(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("eval", help="test loss and accuracy of a run folder or checkpoint")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
-    p.add_argument("--data", help="another data set than the run's (same image shape)")
-    p.add_argument("--batch-size", type=int, help="examples per evaluation batch")
+    p.add_argument("--data", help="another data set than the run's, with the same image shape (default: the run's)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="examples per evaluation batch (default: the run's eval batch size)")
     _run_flags(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: a line of text)")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("export", help="a run's best weights as .safetensors, .onnx, .py (+ weights) or .pt")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="model.safetensors | model.onnx | model.py (writes model.safetensors beside it) | model.pt")
+                   help="model.safetensors | model.onnx | model.py (writes model.safetensors beside it) | "
+                        "model.pt (required; the suffix picks the format)")
     p.set_defaults(handler=cmd_export)
+
+
+def _default(name: str) -> str:
+    """The help's default of a recipe flag: the spec's `train:` value, else the course's (Recipe's field)."""
+    from netspec.train.recipe import Recipe
+
+    value = Recipe.__dataclass_fields__[name].default
+    shown = {None: "none", (): "none", True: "on", False: "off"}.get(value, value) \
+        if isinstance(value, (type(None), tuple, bool)) else value
+    return f"(default: the spec's `train: {{{name}: …}}`, else {shown})"
 
 
 def _recipe_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recipe (each flag overrides the spec's `train:` section, which overrides the "
                              "course's defaults)")
-    g.add_argument("--data", metavar="NAME", help="fashion-mnist (default), mnist, cifar10, folder:PATH, synthetic")
-    g.add_argument("--epochs", type=int, metavar="N")
-    g.add_argument("--batch-size", type=int, metavar="N", help="examples per step, over all processes")
-    g.add_argument("--lr", type=float, metavar="X", help="(peak) learning rate")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (plain), momentum (Nesterov), adamw")
-    g.add_argument("--momentum", type=float, metavar="X")
-    g.add_argument("--weight-decay", type=float, metavar="X", help="on weights (not biases or norm scales)")
-    g.add_argument("--schedule", choices=SCHEDULES)
-    g.add_argument("--warmup-epochs", type=float, metavar="X")
-    g.add_argument("--label-smoothing", type=float, metavar="X")
-    g.add_argument("--resize", type=int, metavar="N", help="input side length; must match the network (0: keep)")
-    g.add_argument("--init", choices=("xavier", "default"), help="xavier (the course) or PyTorch's default")
-    g.add_argument("--augment", metavar="LIST", help="flip,crop (on the device) or none")
-    g.add_argument("--eval-batch-size", type=int, metavar="N")
-    g.add_argument("--seed", type=int, metavar="N")
+    g.add_argument("--data", metavar="NAME", help="fashion-mnist, mnist, cifar10, folder:PATH, synthetic "
+                   + _default("data"))
+    g.add_argument("--epochs", type=int, metavar="N", help="passes over the training set " + _default("epochs"))
+    g.add_argument("--batch-size", type=int, metavar="N",
+                   help="examples per step, over all processes " + _default("batch_size"))
+    g.add_argument("--lr", type=float, metavar="X", help="(peak) learning rate " + _default("lr"))
+    g.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="sgd (plain), momentum (Nesterov), adamw " + _default("optimizer"))
+    g.add_argument("--momentum", type=float, metavar="X", help="for --optimizer momentum " + _default("momentum"))
+    g.add_argument("--weight-decay", type=float, metavar="X",
+                   help="on weights (not biases or norm scales) " + _default("weight_decay"))
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule " + _default("schedule"))
+    g.add_argument("--warmup-epochs", type=float, metavar="X",
+                   help="linear warm-up for cosine " + _default("warmup_epochs"))
+    g.add_argument("--label-smoothing", type=float, metavar="X",
+                   help="cross-entropy label smoothing " + _default("label_smoothing"))
+    g.add_argument("--resize", type=int, metavar="N",
+                   help="input side length; must match the network (0: keep) " + _default("resize"))
+    g.add_argument("--init", choices=("xavier", "default"),
+                   help="xavier (the course) or PyTorch's default " + _default("init"))
+    g.add_argument("--augment", metavar="LIST", help="flip,crop (on the device) or none " + _default("augment"))
+    g.add_argument("--eval-batch-size", type=int, metavar="N",
+                   help="examples per evaluation batch " + _default("eval_batch_size"))
+    g.add_argument("--seed", type=int, metavar="N", help="random seed " + _default("seed"))
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (default: on for CUDA, off for CPU)")
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files (else $NETSPEC_DATA, ...)")
-    p.add_argument("--no-download", dest="download", action="store_false", help="never download data")
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--subset", type=int, metavar="N", help="use the first N train and N test examples")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the data set's files (default: $NETSPEC_DATA, then the usual places)")
+    p.add_argument("--no-download", dest="download", action="store_false",
+                   help="never download data (default: download when the files are not found)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: auto, CUDA if any)")
+    p.add_argument("--subset", type=int, metavar="N",
+                   help="use the first N train and N test examples (default: all)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
 
