@@ -1,5 +1,7 @@
-"""Sizes beyond any tensor: int op params are at most 2**31 - 1, an inferred shape at most 2**31 - 1 per
-dimension and 2**40 elements.  Also the spec params' edge: an int no float holds, and values quoted capped."""
+"""Sizes beyond any tensor, and networks too large to build: int op params are at most 2**31 - 1, an inferred
+shape at most 2**31 - 1 per dimension and 2**40 elements, and the torch backend refuses, before allocating
+anything, a network with more parameters than --max-params (by default 2·10⁹, or what the memory holds).  Also
+the spec params' edge: an int no float holds, and values quoted capped."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pathlib import Path
 import pytest
 
 import netspec
+from netspec.backends import limits
+from netspec.backends.fx import to_graph_module
+from netspec.cli import main
 from netspec.errors import SpecErrors
 from netspec.ops import OPS
 from netspec.ops.base import MAX_ELEMENTS, MAX_INT, MAX_SHOWN, ArgError, check_arg
@@ -84,6 +89,87 @@ def test_an_element_count_over_the_limit_is_refused_though_each_dimension_fits(t
 def test_an_input_over_the_limit_is_a_located_error(tmp_path):
     error = first_error(spec_file(tmp_path, "[3, 2147483648, 1]", "relu"))
     assert error.message == "the input [3, 2147483648, 1] is too large for a tensor" and error.mark.line == 3
+
+
+# ── 2. networks too large to build ────────────────────────────────────────────────────────────────────────────
+
+HUGE = "linear: {out: 1000000}"  # on [5000000]: 5·10¹² params, 20 TB
+
+
+def test_the_default_limit_is_the_constant_or_what_the_memory_holds(monkeypatch):
+    monkeypatch.setattr(limits, "available_memory", lambda: None)
+    limits.check_param_count(limits.DEFAULT_MAX_PARAMS)
+    with pytest.raises(limits.ModelTooLarge, match="more than the default limit of 2,000,000,000"):
+        limits.check_param_count(limits.DEFAULT_MAX_PARAMS + 1)
+    monkeypatch.setattr(limits, "available_memory", lambda: 4_000_000)
+    limits.check_param_count(1_000_000)
+    with pytest.raises(limits.ModelTooLarge, match=r"more than the 4\.0 MB of memory available holds \(1,000,000\)"):
+        limits.check_param_count(1_000_001)
+    limits.check_param_count(10**9, max_params=10**9)  # a given limit replaces both
+    with pytest.raises(limits.ModelTooLarge, match="more than the given limit of 10; pass max_params=N"):
+        limits.check_param_count(11, max_params=10)
+
+
+def test_the_available_memory_is_read_from_the_system():
+    available = limits.available_memory()
+    assert available is None or available > 0
+
+
+def test_a_network_too_large_is_refused_before_anything_is_built(tmp_path, monkeypatch):
+    shaped = netspec.shaped_network(spec_file(tmp_path, "[5000000]", HUGE))
+    monkeypatch.setattr("netspec.backends.fx.module_specs", lambda shaped: pytest.fail("building started"))
+    with pytest.raises(netspec.ModelTooLarge, match="5,000,001,000,000 parameters \\(20.0 TB as float32\\)"):
+        to_graph_module(shaped)
+    with pytest.raises(netspec.ModelTooLarge):
+        netspec.load(shaped)
+
+
+def test_load_takes_the_limit_as_a_keyword_that_no_spec_param_shadows(tmp_path):
+    assert netspec.load("lenet", max_params=61_706) is not None
+    with pytest.raises(netspec.ModelTooLarge, match="61,706 parameters"):
+        netspec.load("lenet", max_params=61_705)
+    # A spec param named `max_params` (or `spec`) is still a spec param, through shaped_network.
+    path = spec_file(tmp_path, "[4]", 'linear: {out: "$max_params"}', params="params: {max_params: 3}\n")
+    model = netspec.load(netspec.shaped_network(path, {"max_params": 5}), max_params=100)
+    assert netspec.shaped_network(path, {"max_params": 5}).output_shape == (5,) and model is not None
+
+
+def test_compile_refuses_in_one_line_naming_the_flag(tmp_path, capsys):
+    path = spec_file(tmp_path, "[5000000]", HUGE)
+    assert main(["compile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("netspec: error: the network has 5,000,001,000,000 parameters")
+    assert "--max-params" in err
+    assert main(["compile", "lenet", "--max-params", "61705"]) == 2
+    assert main(["compile", "lenet", "--max-params", "61706"]) == 0
+    capsys.readouterr()
+    assert main(["compile", "lenet", "--max-params", "-1"]) == 2
+    assert "--max-params: must be 0 or more" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_while_building_is_one_line_and_exit_1(monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr("netspec.backends.fx._Build.module", fail)
+    assert main(["compile", "lenet"]) == 1
+    assert capsys.readouterr().err == ("netspec: error: not enough memory to build the network's 61,706 "
+                                       "parameters (246.8 kB as float32)\n")
+
+
+def test_train_eval_and_export_take_the_limit(tmp_path, capsys):
+    path = spec_file(tmp_path, "[1, 8, 8]", "flatten", "linear: {out: 10}")  # 650 params
+    common = ["--data", "synthetic", "--no-download", "--device", "cpu", "--subset", "32", "--epochs", "1",
+              "--batch-size", "32", "--threads", "1", "--out", str(tmp_path / "runs"), "--no-progress"]
+    assert main(["train", str(path), *common, "--max-params", "649"]) == 2
+    assert "650 parameters" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert main(["train", str(path), *common, "--max-params", "650"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--no-download", "--device", "cpu", "--max-params", "649"]) == 2
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "model.pt"), "--max-params", "649"]) == 2
+    assert capsys.readouterr().err.count("650 parameters") == 2 and not (tmp_path / "model.pt").exists()
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "model.pt"), "--max-params", "650"]) == 0
 
 
 # ── 3. floats and quoted values in spec params ────────────────────────────────────────────────────────────────
