@@ -14,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
+from netspec.backends.limits import ModelTooLarge
 from netspec.errors import Mark, SpecError, SpecErrors
 from netspec.ir import ShapedNetwork
 from netspec.pipeline import load_spec, shaped_network
 
 __all__ = ["load", "load_spec", "shaped_network", "ShapedNetwork", "validate", "summary", "draw", "emit_python",
-           "load_weights", "Mark", "SpecError", "SpecErrors"]
+           "load_weights", "Mark", "SpecError", "SpecErrors", "ModelTooLarge"]
 Spec = Union[str, Path, ShapedNetwork]
 
 
@@ -32,13 +33,18 @@ def _shaped(spec: Spec, params: dict) -> ShapedNetwork:
 __version__ = "0.1.0"
 
 
-def load(spec: Spec, **params):
+def load(spec: Spec, /, *, max_params: int | None = None, **params):
     """Builds the network a spec describes as a torch.nn.Module (a torch.fx GraphModule whose blocks are
     modules of their own: nn.Sequential for chains, GraphModules named after their templates otherwise);
-    `params` override the spec's params."""
+    `params` override the spec's params.
+
+    `max_params`: the most parameters to build; more raises netspec.ModelTooLarge before
+    anything is allocated.  None (the default): 2·10⁹, or fewer when the available memory holds fewer at 4 bytes
+    each.  It is keyword-only and always means the limit: a spec param that happens to be named `max_params` is
+    set through `load(netspec.shaped_network(spec, {"max_params": …}))`."""
     from netspec.backends.fx import to_graph_module
 
-    return to_graph_module(_shaped(spec, params))
+    return to_graph_module(_shaped(spec, params), max_params)
 
 
 def validate(spec: str | Path, **params) -> None:

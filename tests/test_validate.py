@@ -146,7 +146,7 @@ def test_a_template_default_may_be_an_expression_but_a_plain_default_must_fit_it
     text = NET + "blocks:\n  b:\n    params: {c: int, d: {type: int, default: \"${c * 2}\"}}\n    seq: [relu]\nbody: [b]\n"
     validate([Document(REPO / "t.yaml", "t.yaml", parse_text(text, "t.yaml"))])
     error = only_error(text.replace('"${c * 2}"', "two"))
-    assert error.message == "param `d`: default: expected int, found str 'two'"
+    assert error.message == "param `d`: default: expected int, found string 'two'"
 
 
 # ── the JSON Schema ───────────────────────────────────────────────────────────────────────────────────────────

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
+from netspec.backends.limits import BYTES_PER_PARAM, OutOfMemory, check_param_count, human_size
 from netspec.ir import INPUT, ShapedNetwork
 from netspec.ops import OPS
 from netspec.ops.torch_build import ModuleSpec
@@ -174,11 +175,21 @@ def _gc_paused():
             gc.enable()
 
 
-def to_graph_module(shaped: ShapedNetwork) -> fx.GraphModule:
+def to_graph_module(shaped: ShapedNetwork, max_params: int | None = None) -> fx.GraphModule:
+    """The network as modules.  Refuses (ModelTooLarge), before building anything, a network with more
+    parameters than `max_params` (None: the default of limits.check_param_count); OutOfMemory if building runs
+    out of memory anyway."""
+    check_param_count(shaped.param_count, max_params)
     specs = module_specs(shaped)
     build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs))
-    with _gc_paused():
-        module = build.module("")
+    try:
+        with _gc_paused():
+            module = build.module("")
+    except (MemoryError, RuntimeError) as err:  # torch's allocators raise RuntimeError (OutOfMemoryError is one)
+        if not isinstance(err, MemoryError) and "alloc" not in str(err).lower():
+            raise
+        raise OutOfMemory(f"not enough memory to build the network's {shaped.param_count:,} parameters "
+                          f"({human_size(shaped.param_count * BYTES_PER_PARAM)} as float32)") from None
     for graph in build.graphs:
         graph.codes = None
     module.netspec_input_shape = tuple(shaped.network.input_shape)

@@ -12,10 +12,12 @@ import sys
 import traceback
 
 from netspec import __version__
+from netspec.backends.limits import ModelTooLarge, OutOfMemory
 from netspec.backends.output import CannotWrite
 from netspec.cli.commands import cmd_compile, cmd_lint, cmd_list, cmd_schema, cmd_summary, cmd_validate
 from netspec.cli.completion import SHELLS, cmd_completion
-from netspec.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ArgumentParser, UsageError, add_set_flag
+from netspec.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ArgumentParser, UsageError, add_max_params_flag,
+                                add_set_flag)
 from netspec.errors import SpecErrors, did_you_mean, render
 
 
@@ -60,6 +62,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="model.py (standalone PyTorch source) or model.pt "
                    "(default: print the generated forward)")
     add_set_flag(p)
+    add_max_params_flag(p)
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("list", help="built-in specs and public blocks, with the import that brings each block")
@@ -145,8 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"netspec: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except ModelTooLarge as err:
+        print(f"netspec: error: {err.message}; hint: --max-params N raises the limit", file=sys.stderr)
+        return EXIT_USAGE
     except CannotWrite as err:
         print(f"netspec: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OutOfMemory as err:
+        print(f"netspec: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("netspec: interrupted", file=sys.stderr)

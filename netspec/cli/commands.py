@@ -99,7 +99,7 @@ def cmd_compile(args) -> int:
 
         from netspec.backends.fx import forward_code, to_graph_module
 
-        module = to_graph_module(shaped)
+        module = to_graph_module(shaped, args.max_params)
         if out is None:
             print(forward_code(module))
             print(f"# {shaped.name}: {shaped.param_count:,} params", file=sys.stderr)

@@ -50,6 +50,25 @@ def add_set_flag(parser: argparse.ArgumentParser) -> None:
                         help="override a spec param, NAME=VALUE (repeatable) (default: the spec's params)")
 
 
+def add_max_params_flag(parser: argparse.ArgumentParser) -> None:
+    """`--max-params N`, for the commands that build the network's modules (netspec.backends.limits)."""
+    from netspec.backends.limits import DEFAULT_MAX_PARAMS
+
+    parser.add_argument("--max-params", type=_param_limit, metavar="N",
+                        help=f"refuse to build a network with more parameters (default: {DEFAULT_MAX_PARAMS:,}, "
+                             "or fewer when the available memory holds fewer at 4 bytes each)")
+
+
+def _param_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of parameters, got {text[:40]!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def shaped_for_output(ref: str, overrides: dict, out: Path | None):
     """The shaped network of spec `ref`, after making sure that `out` names neither the spec nor a library it
     imports (writing the output would destroy the input).  Reads each file once."""

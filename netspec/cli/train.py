@@ -23,6 +23,8 @@ RECIPE_FLAGS = ("data", "epochs", "batch_size", "lr", "optimizer", "momentum", "
 
 
 def register(sub, add_set_flag) -> None:
+    from netspec.cli.common import add_max_params_flag
+
     p = sub.add_parser("train", help="train a network (Fashion-MNIST by default) into runs/<spec>-<time>/",
                        description="Trains SPEC with the recipe in its `train:` section, overridden by flags. "
                                    "Under torchrun, trains with DistributedDataParallel. See docs/training.md.")
@@ -38,6 +40,7 @@ def register(sub, add_set_flag) -> None:
     p.add_argument("--log-every", type=int, metavar="N",
                    help="steps between metrics.jsonl lines (default: 50; on --resume, the run's own)")
     add_set_flag(p)
+    add_max_params_flag(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("eval", help="test loss and accuracy of a run folder or checkpoint")
@@ -47,6 +50,7 @@ def register(sub, add_set_flag) -> None:
                    help="examples per evaluation batch (default: the run's eval batch size)")
     _run_flags(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (default: a line of text)")
+    add_max_params_flag(p)
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("export", help="a run's best weights as .safetensors, .onnx, .py (+ weights) or .pt")
@@ -54,6 +58,7 @@ def register(sub, add_set_flag) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="model.safetensors | model.onnx | model.py (writes model.safetensors beside it) | "
                         "model.pt (required; the suffix picks the format)")
+    add_max_params_flag(p)
     p.set_defaults(handler=cmd_export)
 
 
@@ -184,7 +189,7 @@ def _options(args, params: dict):
     return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
                       log_every=getattr(args, "log_every", None), threads=args.threads,
-                      init_from=getattr(args, "init_from", None), params=params)
+                      init_from=getattr(args, "init_from", None), max_params=args.max_params, params=params)
 
 
 def passive_threads() -> None:
@@ -283,7 +288,7 @@ def cmd_eval(args) -> int:
 
     def body() -> int:
         result = evaluate_run(args.run, args.data, args.data_dir, args.device, args.batch_size, args.subset,
-                              args.download)
+                              args.download, args.max_params)
         if args.json:
             print(json.dumps(result, indent=2))
         else:
@@ -300,7 +305,7 @@ def cmd_export(args) -> int:
     from netspec.train.export import export_run
 
     def body() -> int:
-        for path in export_run(args.run, Path(args.output)):
+        for path in export_run(args.run, Path(args.output), args.max_params):
             print(f"wrote {path}", file=sys.stderr)
         return 0
 

@@ -3,6 +3,10 @@ types for a fixed-length list (`[int, int]`).  A parsed type is a str ("int", "l
 
 from __future__ import annotations
 
+import sys
+
+from netspec.ops.base import describe, shown
+
 SCALARS = ("int", "float", "bool", "str", "any", "list")
 
 
@@ -16,7 +20,7 @@ def parse_type(raw) -> object:
     if isinstance(raw, list):
         return tuple(parse_type(item) for item in raw)
     if not isinstance(raw, str):
-        raise TypeSpecError(f"unknown type {raw!r}")
+        raise TypeSpecError(f"unknown type {shown(raw)}")
     text = raw.replace(" ", "")
     if text in SCALARS:
         return text
@@ -50,7 +54,7 @@ def check_type(kind, value) -> str | None:
     """None when `value` has type `kind`, else a short description of the mismatch."""
     if isinstance(kind, tuple):
         if not isinstance(value, (list, tuple)) or len(value) != len(kind):
-            return f"expected a list of {len(kind)} ({show(kind)}), found {_describe(value)}"
+            return f"expected a list of {len(kind)} ({show(kind)}), found {describe(value)}"
         for item_kind, item in zip(kind, value):
             problem = check_type(item_kind, item)
             if problem:
@@ -60,25 +64,24 @@ def check_type(kind, value) -> str | None:
         return None
     if kind.startswith("list"):
         if not isinstance(value, (list, tuple)):
-            return f"expected a list, found {_describe(value)}"
+            return f"expected a list, found {describe(value)}"
         inner = kind[5:-1] if kind != "list" else "any"
         for item in value:
             problem = check_type(inner, item)
             if problem:
                 return problem
         return None
+    if kind == "float" and _beyond_float(value):
+        return f"expected float, found {describe(value)}, too large for a float"
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
     }[kind]
-    return None if ok else f"expected {kind}, found {_describe(value)}"
+    return None if ok else f"expected {kind}, found {describe(value)}"
 
 
-def _describe(value) -> str:
-    for kind, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"),
-                       (tuple, "list"), (dict, "mapping"), (type(None), "null")):
-        if isinstance(value, kind):
-            return "a mapping" if name == "mapping" else f"{name} {value!r}"
-    return type(value).__name__
+def _beyond_float(value) -> bool:
+    """An int no float holds (10**309): a float param converts its int values, which would overflow."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max

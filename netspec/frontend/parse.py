@@ -16,6 +16,7 @@ from netspec.frontend.syntax import (Arg, Branch, Branches, Item, Modifiers, OpC
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 from netspec.ir import Expect
 from netspec.ops import OPS
+from netspec.ops.base import describe
 
 
 def parse_spec(documents: list[Document], params: Mapping[str, object]) -> Spec:
@@ -157,13 +158,13 @@ def template_params(decls: MDict) -> tuple[dict[str, TParam], list[SpecError]]:
             parsed = parse_type(raw_type)
         except TypeSpecError as err:
             errors.append(SpecError(f"param `{name}`: {err}", mark_of(decls, name), expected=err.expected,
-                                    found=repr(raw_type)))
+                                    found=describe(raw_type)))
             continue
         # A default may be an expression over the other arguments (`"${channels * 4}"`): checked once evaluated.
         problem = None if required or default is None or _has_expression(default) else check_type(parsed, default)
         if problem:
             errors.append(SpecError(f"param `{name}`: default: {problem}", mark_of(decls[name], "default"),
-                                    f"/params/{name}/default", expected=show(parsed), found=repr(default)))
+                                    f"/params/{name}/default", expected=show(parsed), found=describe(default)))
         params[name] = TParam(name, parsed, None if required else value_of(default, mark), required, doc, mark)
     return params, errors
 

@@ -15,6 +15,7 @@ from netspec.frontend.parse import blocks_of, children, item_kind, params_of, te
 from netspec.frontend.schema import top_level_keys
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 from netspec.ops import OPS
+from netspec.ops.base import describe, shown
 
 
 def rule_errors(documents: list[Document]) -> list[SpecError]:
@@ -67,7 +68,7 @@ def _item_errors(item, mark: Mark, templates) -> Iterator[SpecError]:
     if not isinstance(item, (str, MDict)):
         return  # the schema reports it
     if isinstance(item, str) and item.startswith("$"):
-        yield SpecError("an item cannot be an expression", mark, expected="an op or template name", found=repr(item))
+        yield SpecError("an item cannot be an expression", mark, expected="an op or template name", found=describe(item))
         return
     kind, extra = item_kind(item)
     if kind is None:
@@ -100,7 +101,7 @@ def _name_errors(item: MDict, mark: Mark) -> Iterator[SpecError]:
     """A plain `name:` is checked here; one computed by an expression, once evaluated (the expander)."""
     name = item.get("name")
     if isinstance(name, str) and not is_expression(name) and not ITEM_NAME.match(name):
-        yield SpecError(f"invalid name {name!r}", mark, expected=ITEM_NAME_RULE, found=repr(name))
+        yield SpecError(f"invalid name {shown(name)}", mark, expected=ITEM_NAME_RULE, found=describe(name))
 
 
 def _inline_errors(item: MDict, kind: str) -> Iterator[SpecError]:
@@ -152,8 +153,10 @@ def resolve_params(doc: Document, overrides: Mapping[str, object]) -> tuple[dict
         if problem:
             origin = "--set" if name in overrides else "default"
             errors.append(SpecError(f"param `{name}` ({origin}): {problem}", key_mark(decls, name),
-                                    f"/params/{name}", expected=str(kind), found=repr(value)))
-        values[name] = float(value) if kind == "float" and isinstance(value, int) else value
+                                    f"/params/{name}", expected=str(kind), found=describe(value)))
+        elif kind == "float" and isinstance(value, int):  # checked: a float holds it
+            value = float(value)
+        values[name] = value
     for name in overrides:
         if name not in decls:
             errors.append(SpecError(f"unknown param `{name}` in the overrides", key_mark(doc.data, "params")

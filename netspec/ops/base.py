@@ -128,15 +128,27 @@ class ArgError(Exception):
 
 MAX_SHOWN = 200  # characters of a value an error quotes
 
+# The largest int an op param takes, and the largest dimension an inferred shape may have: 2**31 - 1, the largest
+# C `int`.  It is far above any real size (the zoo's largest is 4,096 features; a 2**31-pixel side would be a
+# 16-GiB row of one image), and it is where sizes stop being safe to hand on: cuDNN and many of PyTorch's kernels
+# index with 32-bit ints, and beyond 2**63 - 1 torch cannot even take the number (`linear: {out: 10**20}` failed
+# with C++ stack frames).  Bounding every arg also bounds every inferred size by a product of a few bounded
+# numbers, so no message ever formats an int of thousands of digits.
+MAX_INT = 2**31 - 1
+# The most elements one example's tensor may hold (C·H·W): 2**40, 4 TiB of float32 per example — beyond any
+# machine, yet within 64-bit arithmetic after any op's formula.  Checked with MAX_INT on every inferred shape.
+MAX_ELEMENTS = 2**40
 
-def _describe(value) -> str:
+
+def describe(value) -> str:
+    """A value as an error's `found:` shows it: its kind and its repr, capped at MAX_SHOWN characters."""
     kind = next((name for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"),
                                       (type(None), "null"), ((list, tuple), "list"), (dict, "mapping"))
                  if isinstance(value, t)), type(value).__name__)  # the loader's MList is a list
-    return f"{kind} {_shown(value)}" if kind != "mapping" else "a mapping"
+    return f"{kind} {shown(value)}" if kind != "mapping" else "a mapping"
 
 
-def _shown(value, limit: int = MAX_SHOWN) -> str:
+def shown(value, limit: int = MAX_SHOWN) -> str:
     """`repr(value)`, cut after `limit` characters with "…".  Built piece by piece and stopped at the limit: the
     repr of a list that holds another list twice, at each of 40 levels, would be 2**40 times as long."""
     text, length = [], 0
@@ -185,41 +197,43 @@ def check_arg(param: Param, value: object) -> object:
         return value
     if kind == "str":
         if not isinstance(value, str) or (param.choices and value not in param.choices):
-            raise ArgError(" or ".join(map(repr, param.choices)) if param.choices else "a string", _describe(value))
+            raise ArgError(" or ".join(map(repr, param.choices)) if param.choices else "a string", describe(value))
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ArgError("true or false", _describe(value))
+            raise ArgError("true or false", describe(value))
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgError("a number", _describe(value))
+            raise ArgError("a number", describe(value))
         try:
             number = float(value)
         except OverflowError:  # an int beyond any float: 10**309
             number = math.inf
         if not math.isfinite(number):  # nan passes every comparison with a bound; inf never means a setting
-            raise ArgError("a finite number", _describe(value))
+            raise ArgError("a finite number", describe(value))
         _bounds(param, number)
         return number
     if kind == "int" or (kind in ("int2", "padding", "size") and not isinstance(value, (list, tuple))):
         if isinstance(value, bool) or not isinstance(value, int):
             expected = "an int" if kind == "int" else "an int or [h, w]" + (", 'same' or 'valid'" if kind == "padding" else "")
-            raise ArgError(expected, _describe(value))
+            raise ArgError(expected, describe(value))
         _bounds(param, value)
         return value
     if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
-        raise ArgError("an int or a pair [h, w] of ints", _describe(value))
+        raise ArgError("an int or a pair [h, w] of ints", describe(value))
     for v in value:
         _bounds(param, v)
     return list(value)
 
 
 def _bounds(param: Param, value: float) -> None:
+    if isinstance(value, int) and value > MAX_INT:  # every int param (sizes, strides, groups) is at most MAX_INT
+        raise ArgError(f"a value ≤ {MAX_INT:,} (2**31 - 1)", shown(value))
     if param.minimum is not None and value < param.minimum:
-        raise ArgError(f"a value ≥ {param.minimum:g}", _shown(value))
+        raise ArgError(f"a value ≥ {param.minimum:g}", shown(value))
     if param.below is not None and value >= param.below:
-        raise ArgError(f"a value < {param.below:g}", _shown(value))
+        raise ArgError(f"a value < {param.below:g}", shown(value))
 
 
 # ── shape helpers shared by the family files ──────────────────────────────────────────────────────────────────
@@ -267,6 +281,16 @@ def positive(op: str, shape: Shape, detail: str) -> Shape:
                          expected="every dimension ≥ 1", found=show(shape),
                          hint="the input is too small for this kernel/stride; use a larger input or less downsampling")
     return shape
+
+
+def check_size(what: str, shape: Shape) -> None:
+    """Raises ShapeError when a shape (the input's, or an op's inferred output) has a dimension over MAX_INT or
+    more than MAX_ELEMENTS elements; the message quotes the shape capped, so even a huge number formats."""
+    if any(d > MAX_INT for d in shape) or math.prod(shape) > MAX_ELEMENTS:
+        raise ShapeError(f"{what} {shown(list(shape))} is too large for a tensor",
+                         expected=f"every dimension ≤ {MAX_INT:,} (2**31 - 1) and at most {MAX_ELEMENTS:,} (2**40) "
+                                  "elements per example", found=shown(list(shape)),
+                         hint="no real network comes near this: look for a typo in a size, stride or scale")
 
 
 def same_shape(args: Args, ins: list[Shape]) -> Shape:

@@ -17,7 +17,8 @@ from netspec.frontend.grammar import ITEM_NAME, ITEM_NAME_RULE
 from netspec.frontend.param_types import check_type, show
 from netspec.frontend.syntax import Arg, Branch, Branches, Item, Seq, Spec, Template, TemplateCall, Value
 from netspec.ir import INPUT, OUTPUT, Network, Node, Scope, build_network
-from netspec.ops import OPS, ArgError, check_arg, defaults
+from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
+from netspec.ops.base import check_size, describe, shown
 from netspec.passes.context import (MAX_NODES, MAX_SCOPE_DEPTH, MAX_TEMPLATE_DEPTH, Budget, Ctx, Failed,
                                     TooBig)
 from netspec.passes.expr import is_expression
@@ -69,7 +70,11 @@ class _Walker:
         if not isinstance(value, (list, tuple)) or len(value) not in (1, 3) or \
                 any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
             ctx.fail("`input` must be [channels, height, width] or [features] of positive ints",
-                     self.spec.input.mark, expected="e.g. [1, 28, 28]", found=repr(value))
+                     self.spec.input.mark, expected="e.g. [1, 28, 28]", found=describe(value))
+        try:
+            check_size("the input", value)
+        except ShapeError as err:
+            ctx.fail(err.message, self.spec.input.mark, expected=err.expected, found=err.found, hint=err.hint)
         return tuple(value)
 
     # ── items ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -127,7 +132,7 @@ class _Walker:
     def condition(self, when: Value, ctx: Ctx, inp: str) -> bool:
         cond = self.values.value(when, ctx, inp)
         if not isinstance(cond, bool):
-            ctx.fail("`when` must be true or false", when.mark, found=repr(cond))
+            ctx.fail("`when` must be true or false", when.mark, found=describe(cond))
         return cond
 
     def kind(self, item: Item, ctx: Ctx, path: tuple[str, ...], sources: list[str]) -> str:
@@ -164,7 +169,7 @@ class _Walker:
         raw = item.mods.repeat
         count = self.values.value(raw, ctx, inp)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            ctx.fail("`repeat` must be a non-negative int", raw.mark, found=repr(count))
+            ctx.fail("`repeat` must be a non-negative int", raw.mark, found=describe(count))
         if count > MAX_NODES:
             ctx.fail(f"`repeat: {count:,}` exceeds the limit of {MAX_NODES:,} nodes per network", raw.mark)
         return count
@@ -215,7 +220,7 @@ class _Walker:
         value = self.values.scalar(raw.raw, mark, ctx, None)
         text = str(value)
         if isinstance(value, bool) or not ITEM_NAME.match(text):
-            ctx.fail(f"invalid name {text!r}", mark, expected=ITEM_NAME_RULE, found=repr(text))
+            ctx.fail(f"invalid name {shown(text)}", mark, expected=ITEM_NAME_RULE, found=describe(text))
         return text
 
     def sources(self, item: Item, ctx: Ctx, inp: str) -> list[str]:
@@ -240,7 +245,7 @@ class _Walker:
             name = self.values.scalar(name, ref.mark, ctx, None)
             if isinstance(name, bool) or not isinstance(name, (str, int)):
                 ctx.fail("a `from:` expression must give a node's name", ref.mark,
-                         expected="a name (text or a number)", found=repr(name))
+                         expected="a name (text or a number)", found=describe(name))
             name = str(name)
         return self.names.resolve(name, ref.mark, ctx)
 
@@ -313,7 +318,7 @@ class _Walker:
             if problem:
                 ctx.fail(f"template `{template.name}`: argument `{name}`: {problem}",
                          args[name].value.mark if name in args else mark, expected=show(param.type),
-                         found=repr(values[name]), notes=where)
+                         found=describe(values[name]), notes=where)
         return values
 
 

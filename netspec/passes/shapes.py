@@ -11,12 +11,14 @@ from types import MappingProxyType
 from netspec.errors import Note, SpecError, SpecErrors
 from netspec.ir import INPUT, OUTPUT, Facts, Network, Node, Shape, ShapedNetwork, call_notes
 from netspec.ops import OPS, ShapeError
+from netspec.ops.base import check_size
 
 
 def infer_node(node: Node, in_shapes: list[Shape]) -> Facts:
     """One node's shape, parameter count and MACs from its op, args and input shapes (raises ShapeError)."""
     op = OPS[node.op]
     shape = tuple(op.shape(node.args, in_shapes))
+    check_size(f"{node.op} output", shape)  # before the counts multiply it, and before any message formats it
     return Facts(shape, tuple(in_shapes), op.count_params(node.args, in_shapes), op.macs(node.args, in_shapes, shape))
 
 

@@ -59,7 +59,7 @@ def checkpoint_of(ref: str | Path) -> Path:
     return path
 
 
-def load_run(ref: str | Path) -> Loaded:
+def load_run(ref: str | Path, max_params: int | None = None) -> Loaded:
     from netspec.backends.fx import to_graph_module
     from netspec.pipeline import shaped_network
 
@@ -68,15 +68,16 @@ def load_run(ref: str | Path) -> Loaded:
     spec = SpecFiles.from_json(saved["spec"])
     with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
         shaped = shaped_network(spec.write(Path(folder)), spec.params)
-    model = to_graph_module(shaped)
+    model = to_graph_module(shaped, max_params)
     checkpoint.load_into(model, saved["model"], str(path))
     return Loaded(model.eval(), shaped, saved, path)
 
 
 def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None = None, device: str = "auto",
-                 batch_size: int | None = None, subset: int | None = None, download: bool = True) -> dict:
+                 batch_size: int | None = None, subset: int | None = None, download: bool = True,
+                 max_params: int | None = None) -> dict:
     """Test loss and accuracy of a run's network on its data set (or `data`)."""
-    loaded = load_run(ref)
+    loaded = load_run(ref, max_params)
     recipe = from_json(loaded.saved["recipe"])
     shape = tuple(loaded.shaped.network.input_shape)
     dataset = load_dataset(data or recipe.data, shape, data_dir, download).subset(subset)
@@ -89,7 +90,7 @@ def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None 
             "test_acc": acc, "epoch": state.get("epoch"), "device": str(where)}
 
 
-def export_run(ref: str | Path, out: Path) -> list[Path]:
+def export_run(ref: str | Path, out: Path, max_params: int | None = None) -> list[Path]:
     """Writes `out` in the format its suffix names; returns every file written."""
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
@@ -103,7 +104,7 @@ def export_run(ref: str | Path, out: Path) -> list[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ExportError(f"cannot write {out}: {err.strerror or err}") from None
-    loaded = load_run(ref)
+    loaded = load_run(ref, max_params)
     weights = loaded.model.state_dict()
     meta = {"spec": loaded.shaped.name, "params": dict(loaded.saved["spec"].get("params") or {}),
             "source": str(loaded.path)}

@@ -66,6 +66,7 @@ class RunOptions:
                                      # resume
     threads: int | None = None       # torch.set_num_threads on CPU; None leaves torch's choice
     init_from: str | None = None
+    max_params: int | None = None    # the most parameters to build (netspec.backends.limits); None: the default
     params: Mapping[str, object] = field(default_factory=dict)   # --set overrides of the spec's params
 
     def to_json(self) -> dict:

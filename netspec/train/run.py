@@ -121,7 +121,7 @@ def build_model(shaped: ShapedNetwork, recipe: Recipe, options: RunOptions, devi
     from netspec.backends.fx import to_graph_module
 
     torch.manual_seed(recipe.seed)
-    model = to_graph_module(shaped)
+    model = to_graph_module(shaped, options.max_params)
     if recipe.init == "xavier":  # the course: xavier_uniform_ on every conv and linear weight, biases as PyTorch
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
