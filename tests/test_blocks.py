@@ -228,3 +228,36 @@ def test_pytorchs_tools_work_on_the_nested_model_and_give_the_same_outputs(tool,
         expected = model(x)
         prepared = TOOLS[tool](model, x) if tool in ("jit.trace", "export") else TOOLS[tool](model)
         torch.testing.assert_close(prepared(x), expected, rtol=0, atol=0)
+
+
+ENTRANCE = """netspec: 1
+name: entrance
+input: [3, 8, 8]
+body:
+  - {conv: {out: 4, kernel: 3, padding: 1}, name: a}
+  - name: s
+    seq:
+      - {relu: {}, name: r}
+      - {conv: {out: 4, kernel: 1}}
+  - relu
+"""
+
+
+@pytest.mark.parametrize("spec", ["lenet", "resnet18", "googlenet", "densenet", "entrance"])
+def test_every_block_called_alone_leaves_its_inputs_as_they_were(tmp_path, spec):
+    """A ReLU in place at a block's entrance would overwrite the caller's tensor when the block is called on
+    its own (in the whole model its input is a fresh tensor nothing else reads)."""
+    if spec == "entrance":
+        (tmp_path / "entrance.yaml").write_text(ENTRANCE)
+        spec = tmp_path / "entrance.yaml"
+    shaped = netspec.shaped_network(spec)
+    model = to_graph_module(shaped).eval()
+    tree = block_tree(shaped.network, "", module_specs(shaped))
+    for path, block in tree.items():
+        if not path:
+            continue
+        inputs = [torch.randn(1, *shaped.facts[source].shape) for source in block.inputs]
+        kept = [x.clone() for x in inputs]
+        with torch.no_grad():
+            model.get_submodule(path)(*inputs)
+        assert all(torch.equal(x, k) for x, k in zip(inputs, kept)), f"{path} overwrote its input"

@@ -39,8 +39,8 @@ def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
 
 
 def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
-    """Whether `node` (a one-input op) may work in place: its input comes from an op whose output is fresh (the
-    op's `fresh_output`) and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
+    """Whether `node` (a one-input op) may work in place: its input comes from an op of its own block whose
+    output is fresh (the op's `fresh_output`), and nothing else reads that input.  ReLU in place is what hand-written PyTorch does
     (`nn.ReLU(inplace=True)`); it saves one activation buffer per ReLU and measurably speeds up CPU training
     and inference (docs/benchmarks.md).  Anything wrong here would not pass silently: autograd refuses to
     backpropagate through a tensor that was modified after it was saved."""
@@ -48,7 +48,11 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
     (source,) = network.nodes[node].inputs
     producer = network.nodes[source]
     fresh = source != INPUT and OPS[producer.op].is_fresh(producer.args)  # the caller's tensor: never
-    return fresh and network.graph.out_degree(source) == 1
+    # Every block is a module of its own that may be called alone (`model.layer1(x)`): a ReLU whose input comes
+    # from outside its block would then overwrite the caller's tensor.
+    block = node.rpartition(".")[0]
+    inside = not block or source.startswith(block + ".")
+    return fresh and inside and network.graph.out_degree(source) == 1
 
 
 def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
