@@ -261,3 +261,23 @@ def test_every_block_called_alone_leaves_its_inputs_as_they_were(tmp_path, spec)
         with torch.no_grad():
             model.get_submodule(path)(*inputs)
         assert all(torch.equal(x, k) for x, k in zip(inputs, kept)), f"{path} overwrote its input"
+
+
+def test_the_names_pytorch_takes_are_exactly_a_modules_public_attributes():
+    """The language's list (torch-free, for validate) against the installed torch: a new attribute in a torch
+    upgrade fails here rather than at someone's compile."""
+    from netspec.frontend.grammar import MODULE_ATTRIBUTES
+
+    modules = (nn.Sequential(), BlockModule(nn.Module(), fx.Graph()))
+    assert MODULE_ATTRIBUTES == {n for m in modules for n in dir(m) if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("name", ["training", "code", '"${word}"', "_hidden"])
+def test_an_item_named_like_a_module_attribute_is_refused_where_it_is_written(tmp_path, name):
+    spec = tmp_path / "taken.yaml"
+    spec.write_text("netspec: 1\nname: taken\nparams: {word: eval}\ninput: [4]\nbody:\n"
+                    f"  - name: block\n    seq:\n      - {{linear: {{out: 4}}, name: {name}}}\n      - relu\n")
+    with pytest.raises(netspec.SpecErrors) as caught:
+        netspec.validate(spec)
+    (error,) = caught.value.errors
+    assert error.mark.line == 8 and "PyTorch" in error.message

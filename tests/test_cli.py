@@ -315,3 +315,12 @@ def test_zsh_completion_is_the_bash_one_through_bashcompinit(capsys):
     if shutil.which("zsh"):
         done = subprocess.run(["zsh", "-n"], input=zsh, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
+
+
+def test_lint_reports_a_broken_spec_and_still_lints_the_others(capsys, tmp_path):
+    unused = tmp_path / "unused.yaml"
+    unused.write_text("netspec: 1\nname: unused\ninput: [4]\nbody:\n  - {name: a, linear: {out: 4}}\n"
+                      "  - {name: dead, linear: {out: 3}}\n  - {from: a, linear: {out: 2}}\n")
+    code, _, err = cli(capsys, "lint", "tests/bad_specs/two_errors.yaml", str(unused))
+    assert code == 2
+    assert "the output of `dead` (linear) is never used" in err and err.count(": error: ") == 2

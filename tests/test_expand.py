@@ -297,3 +297,25 @@ def test_a_repeats_own_from_cannot_use_its_loop_variable_and_says_where_it_can(t
     error = caught.value.errors[0]
     assert error.message.startswith("`from: e${i}` uses the loop variable `i`") and error.mark.line == 6
     assert "inside the repeated `seq:`" in error.hint
+
+
+def test_no_loader_container_reaches_the_ir(tmp_path):
+    """After parsing, values are plain: the network's params, its recipe and every node's args hold lists and
+    dicts, never the loader's marked MList/MDict."""
+    from netspec.frontend.yaml_source import MDict, MList
+    from netspec.pipeline import shaped_network
+
+    path = tmp_path / "plain.yaml"
+    path.write_text(HEAD + "params: {ks: [3, 3]}\ninput: [1, 8, 8]\ntrain: {augment: [flip]}\nbody:\n"
+                    "  - conv: {out: 4, kernel: $ks, padding: [1, 1]}\n")
+    network = shaped_network(path).network
+
+    def marked(value) -> bool:
+        if isinstance(value, (MList, MDict)):
+            return True
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        return any(marked(v) for v in items)
+
+    assert network.params["ks"] == [3, 3] and network.train["augment"] == ["flip"]
+    assert not marked(dict(network.params)) and not marked(dict(network.train))
+    assert not any(marked(dict(node.args)) for node in network.nodes.values())

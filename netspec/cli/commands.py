@@ -76,9 +76,16 @@ def cmd_lint(args) -> int:
             reports.append({**_report(ref, ()), "warnings": [to_json(p) for p in problems]})
         warned = any(report["warnings"] for report in reports)
         return _print_reports(reports, failed=warned and args.strict)
-    problems = [p for ref in args.specs for p in lint(shaped_network(ref, overrides).network)]
+    problems, errors = [], []
+    for ref in args.specs:   # a spec with errors is reported with them, and the others are still linted
+        try:
+            problems += lint(shaped_network(ref, overrides).network)
+        except SpecErrors as err:
+            errors += err.errors
     for problem in problems:
         print(render(problem), file=sys.stderr)
+    if errors:
+        raise SpecErrors(errors)
     print(f"{len(problems)} warning(s)" if problems else "no problems found", file=sys.stderr)
     return EXIT_USAGE if problems and args.strict else EXIT_OK
 

@@ -30,19 +30,13 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, object]:
         try:
             # The spec loader, not yaml.safe_load: it refuses tags, alias bombs and cycles, and a `!!int x` or a
             # 5,000-digit number is a SpecError instead of a ValueError (found by tests/test_cli_misuse.py).
-            value = _plain(source.parse_text(text, "--set")) if text.strip() else ""
+            value = source.plain(source.parse_text(text, "--set")) if text.strip() else ""
         except SpecErrors:
             raise UsageError(f"--set {key}: cannot read the value {text!r}")
         if isinstance(value, dict):
             raise UsageError(f"--set {key}: a value must be a scalar or a list, got {text!r}")
         overrides[key.strip()] = value
     return overrides
-
-
-def _plain(value):
-    """Plain lists for the loader's marked ones: params end up in run.json and in checkpoints, which
-    `torch.load(weights_only=True)` could not read back with a netspec class inside."""
-    return [_plain(item) for item in value] if isinstance(value, list) else value
 
 
 def add_set_flag(parser: argparse.ArgumentParser) -> None:

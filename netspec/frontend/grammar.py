@@ -80,3 +80,27 @@ RESERVED = frozenset(COMPOSITES) | frozenset(MODIFIERS) | {"input", "output"}
 def is_expression(value: object) -> bool:
     """True for strings with a `$` that is not part of a `$$` escape: a value `netspec.passes.expr` evaluates."""
     return isinstance(value, str) and "$" in value.replace("$$", "")
+
+
+# Names an item cannot have: a block of the compiled model is a torch module, whose children are attributes, so
+# a child named `forward`, `training` or `code` would shadow the module's own (PyTorch refuses it, at compile
+# time).  The public attributes of nn.Module, nn.Sequential and torch.fx.GraphModule (tests/test_blocks.py
+# checks this set against the installed torch); names starting with `_` are PyTorch's private ones.
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "add_submodule", "append", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "code", "compile", "cpu", "cuda", "delete_all_unused_submodules", "delete_submodule", "double",
+    "dump_patches", "eval", "extend", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "graph", "half", "insert", "ipu", "load_state_dict", "meta", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "print_readable",
+    "recompile", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "shape_env",
+    "share_memory", "state_dict", "to", "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
+})
+
+
+def module_attribute(name: str) -> bool:
+    """Whether an item named `name` would shadow an attribute of the torch module holding it."""
+    return name in MODULE_ATTRIBUTES or name.startswith("_")
+

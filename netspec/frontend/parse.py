@@ -13,7 +13,7 @@ from netspec.frontend.grammar import MERGES, MODIFIERS, SEQ, TEMPLATE_KEYS, is_e
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, show
 from netspec.frontend.syntax import (Arg, Branch, Branches, Item, Modifiers, OpCall, Seq, Spec, Template,
                                      TemplateCall, TParam, Value)
-from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
+from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of, plain
 from netspec.ir import Expect
 from netspec.ops import OPS
 from netspec.ops.base import describe
@@ -25,16 +25,16 @@ def parse_spec(documents: list[Document], params: Mapping[str, object]) -> Spec:
     templates = {name: parse_template(name, mark, definition) for name, mark, definition in blocks_of(documents)}
     body = data["body"]
     return Spec(name=data["name"], doc=str(data.get("doc", "")), file=documents[0].name,
-                params=MappingProxyType(dict(params)),
-                defaults=MappingProxyType(param_defaults(data.get("params") or {})),
+                params=MappingProxyType(plain(dict(params))),
+                defaults=MappingProxyType(plain(param_defaults(data.get("params") or {}))),
                 input=value_of(data["input"], mark_of(data, "input")), input_mark=key_mark(data, "input"),
                 body=items_of(body), body_mark=key_mark(data, "body"), expect=expect_of(data.get("expect")),
-                train=MappingProxyType(dict(data.get("train") or {})), templates=MappingProxyType(templates))
+                train=MappingProxyType(plain(dict(data.get("train") or {}))), templates=MappingProxyType(templates))
 
 
 def value_of(data, mark: Mark) -> Value:
     if isinstance(data, list):
-        return Value(data, mark, tuple(value_of(v, mark_of(data, i, mark)) for i, v in enumerate(data)))
+        return Value(plain(data), mark, tuple(value_of(v, mark_of(data, i, mark)) for i, v in enumerate(data)))
     return Value(data, mark)
 
 

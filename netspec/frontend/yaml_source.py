@@ -44,6 +44,16 @@ class MList(list):
         self.item_marks: list[Mark] = []
 
 
+def plain(value):
+    """The value with plain lists and dicts for the marked ones: what leaves the front end (the IR, run.json,
+    checkpoints that `torch.load(weights_only=True)` must read back) holds no loader class."""
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
 def mark_of(container, key, default: Mark | None = None) -> Mark:
     """The mark of `container[key]` (falling back to the container's own mark)."""
     if isinstance(container, MDict) and key in container.value_marks:

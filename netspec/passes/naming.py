@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from netspec.errors import Mark, Note, did_you_mean
+from netspec.frontend.grammar import module_attribute
 from netspec.ir import INPUT, OUTPUT
 from netspec.passes.context import Ctx
 
@@ -88,6 +89,11 @@ class Paths:
         dotted = ".".join(path)
         if dotted in (INPUT, OUTPUT):
             ctx.fail(f"the name `{dotted}` is reserved", mark, hint="choose another name")
+        if path and module_attribute(path[-1]):
+            name = path[-1]
+            ctx.fail(f"the name `{name}` starts with `_`, which PyTorch keeps for a module's own attributes"
+                     if name.startswith("_") else f"the name `{name}` is taken by PyTorch: a block of the compiled "
+                     f"model is a torch module, whose own `{name}` it would shadow", mark, hint="choose another name")
         if dotted in self.marks:
             ctx.fail(f"duplicate name `{dotted}`", mark, hint="give one of them another `name:`",
                      notes=(Note("first used at", self.marks[dotted]),))
@@ -98,5 +104,7 @@ class Paths:
     def lent(self, dotted: str, mark: Mark) -> Iterator[None]:
         """A template call's path, released while its body item claims the same path for its own scope."""
         self.marks.pop(dotted)
-        yield
-        self.marks.setdefault(dotted, mark)
+        try:
+            yield
+        finally:
+            self.marks.setdefault(dotted, mark)
