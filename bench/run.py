@@ -65,11 +65,14 @@ def _loadavg() -> list[float] | None:
 
 def torchvision_python() -> str | None:
     """An interpreter that imports torchvision and netspec's dependencies: this one, $NETSPEC_BENCH_TV_PYTHON or
-    the checkout's .tvenv (docs/zoo.md).  None means the overhead section uses bench/reference_models.py in this interpreter."""
+    the checkout's .tvenv (docs/zoo.md).  None means the overhead section uses bench/reference_models.py in this
+    interpreter.  A candidate that does not exist is skipped before it is run."""
     candidates = [sys.executable, os.environ.get(TV_CANDIDATES[0]), TV_CANDIDATES[1]]
     for python in filter(None, candidates):
+        if not Path(python).exists():
+            continue
         probe = subprocess.run([python, "-c", "import torchvision, yaml, jsonschema, networkx"], capture_output=True)
-        if Path(python).exists() and probe.returncode == 0:
+        if probe.returncode == 0:
             return python
     return None
 

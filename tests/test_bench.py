@@ -138,3 +138,17 @@ def test_the_gpu_scripts_fast_recipe_is_a_valid_spec_with_a_recipe_netspec_train
     assert list(shaped.network.input_shape) == [1, 28, 28] and list(shaped.output_shape) == [10]
     assert {"lr", "epochs", "batch_size", "schedule", "augment"} <= set(netspec.load_spec(
         BENCH / "specs" / "fmnist_fast.yaml").train)
+
+
+def test_a_missing_torchvision_interpreter_is_skipped_not_run(monkeypatch, tmp_path):
+    """On a machine without the torchvision venv, looking for it must not crash (`make bench` once died with
+    FileNotFoundError: the probe ran before the existence check)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run as bench_run
+    finally:
+        sys.path.remove(str(BENCH))
+    monkeypatch.setattr(bench_run, "TV_CANDIDATES", ("NETSPEC_BENCH_TV_PYTHON", str(tmp_path / "no" / "python")))
+    monkeypatch.setenv("NETSPEC_BENCH_TV_PYTHON", str(tmp_path / "missing" / "python"))
+    monkeypatch.setattr(bench_run.sys, "executable", str(tmp_path / "absent" / "python"))
+    assert bench_run.torchvision_python() is None
