@@ -191,6 +191,11 @@ def largest_network(folder: Path) -> Path:
     return _write(folder / "largest_network.yaml", HEADER + "body:\n  - {repeat: 9999, linear: {out: 4}}\n")
 
 
+def empty_items(folder: Path) -> Path:
+    """140 KB, within every size limit, every one of its 19,900 items wrong: the first hundred errors are shown."""
+    return _write(folder / "empty_items.yaml", HEADER + "body:\n" + "  - {}\n" * 19_900)
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -214,6 +219,7 @@ CASES = [
     ("fat_imports", fat_imports, "the file holds more than 20,000 values"),
     ("repeated_expression", repeated_expression, "the spec's expressions take more than 200,000 steps to evaluate"),
     ("refused_expressions", refused_expressions, "in an expression: expression is too complex"),
+    ("empty_items", empty_items, "the item has no op, template, seq, concat or add"),
     ("largest_network", largest_network, None),
 ]
 
