@@ -319,3 +319,60 @@ def test_no_loader_container_reaches_the_ir(tmp_path):
     assert network.params["ks"] == [3, 3] and network.train["augment"] == ["flip"]
     assert not marked(dict(network.params)) and not marked(dict(network.train))
     assert not any(marked(dict(node.args)) for node in network.nodes.values())
+
+
+# ── several mistakes in one item ──────────────────────────────────────────────────────────────────────────────
+
+def first_lines(folder: Path, text: str) -> set[str]:
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(folder, text)
+    return {e.first_line() for e in caught.value.errors}
+
+
+def test_every_invalid_argument_of_an_op_is_reported_at_its_own_value(tmp_path):
+    lines = first_lines(tmp_path, HEAD + "params: {w: 4}\ninput: [3, 8, 8]\nbody:\n"
+                        "  - conv: {out: \"${-w}\", kernel: \"${-1}\"}\n")
+    net = tmp_path / "net.yaml"
+    assert lines == {f"{net}:6:17: error: conv: invalid `out`", f"{net}:6:34: error: conv: invalid `kernel`"}
+
+
+def test_an_expression_error_and_an_invalid_argument_of_one_op_are_both_reported(tmp_path):
+    lines = first_lines(tmp_path, HEAD + "input: [3, 8, 8]\nbody:\n  - conv: {out: \"${1 // 0}\", kernel: \"${-1}\"}\n")
+    net = tmp_path / "net.yaml"
+    assert lines == {f"{net}:5:17: error: in `${{1 // 0}}`: division by zero in `1 // 0`",
+                     f"{net}:5:38: error: conv: invalid `kernel`"}
+
+
+BLK = HEAD + "input: [3, 8, 8]\nblocks:\n  blk:\n    params: {c: int, d: int}\n    seq: [relu]\nbody:\n"
+
+
+def test_unknown_missing_and_mistyped_template_arguments_are_all_reported_with_the_template(tmp_path):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, BLK + "  - blk: {zz: 4, d: \"x\"}\n")
+    errors, net = caught.value.errors, tmp_path / "net.yaml"
+    assert [e.first_line() for e in errors] == [  # in source order: the missing one is located at the call
+        f"{net}:9:5: error: template `blk`: missing argument `c` (int)",
+        f"{net}:9:11: error: template `blk` has no param `zz`",
+        f"{net}:9:21: error: template `blk`: argument `d`: expected int, found string 'x'"]
+    assert all(e.notes[0].text == "template `blk` is defined at" and e.notes[0].mark.line == 5 for e in errors)
+
+
+def test_a_misspelt_template_argument_is_not_also_reported_missing(tmp_path):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, BLK + "  - blk: {cc: 4, d: 5}\n")
+    (error,) = caught.value.errors
+    assert error.message == "template `blk` has no param `cc`" and error.hint == "did you mean `c`?"
+
+
+def test_a_failed_item_still_poisons_what_it_feeds(tmp_path):
+    lines = first_lines(tmp_path, BLK + "  - blk: {zz: 4, d: \"x\"}\n  - conv: {out: \"${in.channels}\", kernel: 1}\n"
+                        "  - conv: {out: \"${-1}\", kernel: \"${-1}\"}\n")
+    assert len(lines) == 5 and not any(":10:" in line for line in lines)
+
+
+def test_a_default_reading_a_missing_or_failed_argument_is_not_reported_again(tmp_path):
+    text = BLK.replace("{c: int, d: int}", "{c: int, d: int, e: {type: int, default: \"${c * d}\"}}")
+    net = tmp_path / "net.yaml"
+    assert first_lines(tmp_path, text + "  - blk: {d: \"${1 // 0}\"}\n") == {
+        f"{net}:9:5: error: template `blk`: missing argument `c` (int)",
+        f"{net}:9:14: error: in `${{1 // 0}}`: division by zero in `1 // 0`"}

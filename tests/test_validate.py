@@ -93,6 +93,19 @@ def test_schema_errors_and_rule_errors_are_reported_together_in_source_order():
     assert errors[2].message.startswith("`as` names the index of a `repeat`")
 
 
+def test_an_unknown_kind_does_not_hide_the_items_other_mistakes():
+    errors = errors_of(NET + "body:\n  - {convv: {out: 4}, name: \"1bad\"}\n")
+    assert {e.first_line() for e in errors} == {"t.yaml:5:6: error: unknown op or template `convv`",
+                                                "t.yaml:5:5: error: invalid name '1bad'"}
+
+
+def test_an_unknown_kind_still_has_its_as_checked_but_not_its_inline():
+    messages = [e.message for e in errors_of(NET + "body:\n  - {inline: true, as: i, seqq: [relu]}\n")]
+    assert "unknown op or template `seqq`" in messages
+    assert "`as` names the index of a `repeat`, but the item has no `repeat`" in messages
+    assert not any("inline" in m for m in messages)  # whether `inline` fits depends on the kind meant
+
+
 def test_the_same_spot_is_not_reported_twice():
     errors = errors_of(NET + "body:\n  - {}\n")
     assert [e.message for e in errors] == ["the item has no op, template, seq, concat or add"]

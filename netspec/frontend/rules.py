@@ -82,19 +82,20 @@ def _item_errors(item, mark: Mark, templates) -> Iterator[SpecError]:
         yield SpecError(f"the item has two kinds: `{kind}` and `{key}`", key_mark(item, key),
                         hint="put them in a `seq:` list, one item each")
     kind_mark = key_mark(item, kind) if isinstance(item, MDict) else mark
-    if kind not in OPS and kind not in templates and kind not in COMPOSITES:
+    known_kind = kind in OPS or kind in templates or kind in COMPOSITES
+    if not known_kind:
         known = list(OPS) + list(templates) + list(COMPOSITES) + list(MODIFIERS)  # `form:` → `from`
         yield SpecError(f"unknown op or template `{kind}`", kind_mark, expected="an op, a block template or " + "/".join(COMPOSITES),
                         found=f"`{kind}`", hint=did_you_mean(kind, known) or "`netspec list` shows the blocks; "
                         "docs/ops.md the ops; a block library must be listed in `imports:`")
-        return
-    if isinstance(item, MDict):
+    if isinstance(item, MDict):  # `as` and `name` whatever the kind; `inline` and the children depend on it
         if "as" in item and "repeat" not in item:
             yield SpecError("`as` names the index of a `repeat`, but the item has no `repeat`", key_mark(item, "as"))
         yield from _name_errors(item, mark)
-        yield from _inline_errors(item, kind)
-        for child, child_mark in children(item, kind):
-            yield from _item_errors(child, child_mark, templates)
+        if known_kind:
+            yield from _inline_errors(item, kind)
+            for child, child_mark in children(item, kind):
+                yield from _item_errors(child, child_mark, templates)
 
 
 def _name_errors(item: MDict, mark: Mark) -> Iterator[SpecError]:

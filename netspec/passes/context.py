@@ -1,13 +1,15 @@
 """What the expander carries down the items: the evaluation context, failures, and the work budget.
 
 A mistake is raised as `Failed` carrying its SpecError (with the template calls it sits in as notes); the item
-walker records it and goes on with the next independent item.  `TooBig` stops everything.
+walker records it and goes on with the next independent item.  An item with several checks of its own (its
+arguments) collects them in `Mistakes` and fails once with all of them.  `TooBig` stops everything.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Mapping, NoReturn
+from typing import Iterator, Mapping, NoReturn
 
 from netspec.errors import Mark, Note, SpecError
 from netspec.frontend.syntax import Template
@@ -22,15 +24,45 @@ MAX_EVALUATION = 200_000       # expression nodes evaluated per network (each ex
 
 
 class Failed(Exception):
-    """An item cannot go on: `error` is its mistake, or None when it depends on one already recorded."""
+    """An item cannot go on: `errors` are its mistakes, none when it depends on one already recorded."""
 
-    def __init__(self, error: SpecError | None = None):
-        super().__init__(error)
-        self.error = error
+    def __init__(self, *errors: SpecError):
+        super().__init__(*errors)
+        self.errors = errors
 
 
 class TooBig(Failed):
     """A work budget ran out: everything stops."""
+
+
+class Mistakes:
+    """The mistakes of one item's checks, each recorded as it is found, so that the item fails once (`check`)
+    with all of them rather than with the first."""
+
+    def __init__(self):
+        self.errors: list[SpecError] = []
+        self.failed = False
+
+    def add(self, error: SpecError) -> None:
+        self.errors.append(error)
+        self.failed = True
+
+    @contextmanager
+    def record(self) -> Iterator[None]:
+        """Runs one check, recording the `Failed` it raises (an error, or none when it read a failed value)
+        instead of passing it on; a budget running out (TooBig) still stops everything."""
+        try:
+            yield
+        except TooBig:
+            raise
+        except Failed as failed:
+            self.errors += failed.errors
+            self.failed = True
+
+    def check(self) -> None:
+        """Fails the item if any check failed."""
+        if self.failed:
+            raise Failed(*self.errors)
 
 
 @dataclass(frozen=True)

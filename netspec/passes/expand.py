@@ -8,6 +8,7 @@ and every error is reported in one run.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Mapping
@@ -20,7 +21,7 @@ from netspec.ir import INPUT, OUTPUT, Network, Node, Scope, build_network
 from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
 from netspec.ops.base import check_size, describe, shown
 from netspec.passes.context import (MAX_NODES, MAX_SCOPE_DEPTH, MAX_TEMPLATE_DEPTH, Budget, Ctx, Failed,
-                                    TooBig)
+                                    Mistakes, TooBig)
 from netspec.passes.expr import is_expression
 from netspec.passes.naming import Namespace, Paths
 from netspec.passes.values import ERROR, Built, Evaluator
@@ -56,7 +57,7 @@ class _Walker:
             with self.names.frame():
                 out = self.seq(spec.body, ctx, INPUT)
         except Failed as stop:  # the input's shape, or a budget (TooBig): nothing more can be checked
-            raise SpecErrors(built.errors + [stop.error]) from None
+            raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
             raise SpecErrors(_first_of_each(built.errors))
         built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, (out,), spec.body_mark)
@@ -102,8 +103,7 @@ class _Walker:
         except TooBig:
             raise
         except Failed as failed:
-            if failed.error is not None:
-                self.built.errors.append(failed.error)
+            self.built.errors += failed.errors
             return ERROR
 
     def _item(self, item: Item, ctx: Ctx, inp: str, number: int, path: tuple[str, ...] | None = None) -> str:
@@ -268,18 +268,23 @@ class _Walker:
         return node
 
     def op_args(self, op, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, inp: str) -> dict:
-        checked = defaults(op)
-        for key, arg in args.items():
-            try:
-                checked[key] = check_arg(op.params[key], self.values.value(arg.value, ctx, inp))
-            except ArgError as err:
-                ctx.fail(f"{op.name}: invalid `{key}`", arg.value.mark, expected=err.expected, found=err.found,
-                         hint=op.params[key].doc)
+        """The op's arguments evaluated and checked; every mistake among them is reported, in source order (the
+        missing ones at the item, which precedes its arguments)."""
+        checked, mistakes = defaults(op), Mistakes()
         missing = [k for k, p in op.params.items() if p.required and k not in args]
         if missing:
             example = ", ".join(f"{k}: …" for k in missing)
-            ctx.fail(f"{op.name}: missing required param{'s' if len(missing) > 1 else ''} "
-                     + ", ".join(f"`{k}`" for k in missing), mark, expected=f"`{op.name}: {{{example}}}`")
+            mistakes.add(ctx.error(f"{op.name}: missing required param{'s' if len(missing) > 1 else ''} "
+                                   + ", ".join(f"`{k}`" for k in missing), mark,
+                                   expected=f"`{op.name}: {{{example}}}`"))
+        for key, arg in args.items():
+            with mistakes.record():
+                try:
+                    checked[key] = check_arg(op.params[key], self.values.value(arg.value, ctx, inp))
+                except ArgError as err:
+                    ctx.fail(f"{op.name}: invalid `{key}`", arg.value.mark, expected=err.expected, found=err.found,
+                             hint=op.params[key].doc)
+        mistakes.check()
         return checked
 
     def call(self, template: Template, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, path, sources: list[str]) -> str:
@@ -300,26 +305,50 @@ class _Walker:
             return self._item(template.body, inner, sources[0], 0, path)
 
     def template_args(self, template: Template, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, inp: str) -> dict:
+        """The call's arguments, then the defaults of the params it omits (which may read them), each checked
+        against its param's type.  Every mistake is reported, in source order: the missing arguments at the
+        call, then the arguments' own; a default that reads a failed argument is not evaluated (its error would
+        repeat that one)."""
         where = (Note(f"template `{template.name}` is defined at", template.mark),)
-        values: dict[str, object] = {}
-        for key, arg in args.items():
-            if key not in template.params:
-                ctx.fail(f"template `{template.name}` has no param `{key}`", arg.key_mark,
-                         expected="one of " + (", ".join(f"`{p}`" for p in template.params) or "(none)"),
-                         found=f"`{key}`", hint=did_you_mean(key, template.params), notes=where)
-            values[key] = self.values.value(arg.value, ctx, inp)
+        mistakes, values = Mistakes(), {}
+        # A param that an unknown key is a misspelling of (`cc` for `c`) is not reported missing as well, as the
+        # schema does for an op's keys.
+        meant = {close for key in args if key not in template.params
+                 for close in difflib.get_close_matches(key, list(template.params), n=1, cutoff=0.6)}
         for name, param in template.params.items():
+            if param.required and name not in args and name not in meant:
+                mistakes.add(ctx.error(f"template `{template.name}`: missing argument `{name}` ({show(param.type)})",
+                                       mark, expected=f"`{template.name}: {{{name}: …}}`", hint=param.doc or None,
+                                       notes=where))
+        for key, arg in args.items():
+            with mistakes.record():
+                if key not in template.params:
+                    ctx.fail(f"template `{template.name}` has no param `{key}`", arg.key_mark,
+                             expected="one of " + (", ".join(f"`{p}`" for p in template.params) or "(none)"),
+                             found=f"`{key}`", hint=did_you_mean(key, template.params), notes=where)
+                values[key] = self.typed(template, key, self.values.value(arg.value, ctx, inp), arg.value.mark, ctx,
+                                         where)
+        failed = {name for name, param in template.params.items() if name in args or param.required} - set(values)
+        for name, param in template.params.items():
+            if name in args or param.required:
+                continue
+            with mistakes.record():
+                if not (failed and failed & self.values.reads(param.default, ctx)):
+                    default = self.values.value(param.default, replace(ctx, env=MappingProxyType(values)), inp)
+                    values[name] = self.typed(template, name, default, mark, ctx, where)
             if name not in values:
-                if param.required:
-                    ctx.fail(f"template `{template.name}`: missing argument `{name}` ({show(param.type)})", mark,
-                             expected=f"`{template.name}: {{{name}: …}}`", hint=param.doc or None, notes=where)
-                values[name] = self.values.value(param.default, replace(ctx, env=MappingProxyType(values)), inp)
-            problem = check_type(param.type, values[name])
-            if problem:
-                ctx.fail(f"template `{template.name}`: argument `{name}`: {problem}",
-                         args[name].value.mark if name in args else mark, expected=show(param.type),
-                         found=describe(values[name]), notes=where)
+                failed.add(name)
+        mistakes.check()
         return values
+
+    def typed(self, template: Template, name: str, value, mark: Mark, ctx: Ctx, where: tuple[Note, ...]):
+        """`value`, if it fits the type of the template's param `name`."""
+        param = template.params[name]
+        problem = check_type(param.type, value)
+        if problem:
+            ctx.fail(f"template `{template.name}`: argument `{name}`: {problem}", mark, expected=show(param.type),
+                     found=describe(value), notes=where)
+        return value
 
 
 def _first_of_each(errors: list[SpecError]) -> list[SpecError]:

@@ -80,6 +80,12 @@ class Evaluator:
             ctx.fail(f"in `{raw}`: {err.message}" if len(raw) <= 80 else f"in an expression: {err.message}",
                      mark, hint=err.hint)
 
+    def reads(self, value: Value, ctx: Ctx) -> frozenset:
+        """The names the value's expressions read (in every item of a list)."""
+        if value.parts is not None:
+            return frozenset().union(*(self.reads(part, ctx) for part in value.parts))
+        return self.names_in(value.raw, ctx, value.mark)
+
     def names_in(self, text, ctx: Ctx, mark: Mark) -> frozenset:
         try:
             return names_used(str(text))
