@@ -178,7 +178,7 @@ def scaling(r: dict, doc_dir: Path) -> str:
              "Generated specs, one YAML item per block (see `bench/scaling.py`): ResNet-style residual blocks "
              "(7 op nodes each, 16 channels) and DenseNet-style dense layers (4 op nodes each, in blocks of 10 "
              "with halving transitions, so the width stays bounded). *front* = load + validate + expand + shapes "
-             "(no torch); *compile* = shaped graph → torch.fx GraphModule (module construction with PyTorch's "
+             "(no torch); *compile* = shaped network → torch.fx GraphModule (module construction with PyTorch's "
              f"weight init, fx graph, code generation). Median (min–max) of {r['repeats']} runs, seconds.", ""]
     for family, data in r["families"].items():
         parts += [f"**{family}-style**", "", "| blocks | op nodes | front s | compile s |", "|---|---|---|---|"]

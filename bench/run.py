@@ -23,7 +23,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT)]
-# As `netspec train` does (netspec/train/cli.py): OpenMP threads that sleep rather than spin while waiting, or a
+# As `netspec train` does (netspec/cli/train.py): OpenMP threads that sleep rather than spin while waiting, or a
 # shared machine slows 2-thread runs down many times over.  Set before torch loads; the workers inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

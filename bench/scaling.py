@@ -7,7 +7,7 @@ Two families, written unrolled (one YAML item per block, so parsing and call-sit
   and the per-layer work is the same at every depth.  (A single dense block of N layers would grow its
   channels, and so its parameters, quadratically: that measures PyTorch's weight init, not the compiler.)
 Each spec is timed in phases: `front` = load + validate + expand + shapes (pipeline.shaped_network, no torch) and
-`compile` = shaped graph → torch.fx GraphModule (module construction, weight init, fx codegen).
+`compile` = shaped network → torch.fx GraphModule (module construction, weight init, fx codegen).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ FAMILIES = {"resnet": resnet_text, "densenet": densenet_text}
 
 
 def time_phases(path: Path) -> dict:
-    """Seconds for the front end (to the shaped graph) and for compile, and the graph's size."""
+    """Seconds for the front end (to the shaped network) and for compile, and the graph's size."""
     from netspec.backends.fx import to_graph_module
     from netspec.pipeline import shaped_network
 

@@ -5,8 +5,8 @@
     netspec.summary("specs/resnet18.yaml")        # rows and totals, without importing torch
     shaped = netspec.shaped_network("googlenet")  # the IR every command starts from (netspec.ir)
 
-Every function takes a spec (a file or a built-in name) or an already shaped network, which is then not
-parsed again.  Only `load`, `emit_python` and `load_weights` import torch (lazily).
+`load`, `summary`, `draw` and `emit_python` take a spec (a file or a built-in name) or an already shaped
+network, which is then not parsed again.  Only `load`, `emit_python` and `load_weights` import torch (lazily).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from netspec.errors import Mark, SpecError, SpecErrors
 from netspec.ir import ShapedNetwork
 from netspec.pipeline import load_spec, shaped_network
 
+__version__ = "0.1.0"
 __all__ = ["load", "load_spec", "shaped_network", "ShapedNetwork", "validate", "summary", "draw", "emit_python",
            "load_weights", "Mark", "SpecError", "SpecErrors", "ModelTooLarge"]
-Spec = Union[str, Path, ShapedNetwork]
+Spec = Union[str, Path, ShapedNetwork]  # a spec file, a built-in name, or an already shaped network
 
 
 def _shaped(spec: Spec, params: dict) -> ShapedNetwork:
@@ -30,7 +31,6 @@ def _shaped(spec: Spec, params: dict) -> ShapedNetwork:
             raise TypeError("params apply to a spec, not to an already shaped network")
         return spec
     return shaped_network(spec, params)
-__version__ = "0.1.0"
 
 
 def load(spec: Spec, /, *, max_params: int | None = None, **params):
@@ -38,10 +38,10 @@ def load(spec: Spec, /, *, max_params: int | None = None, **params):
     modules of their own: nn.Sequential for chains, GraphModules named after their templates otherwise);
     `params` override the spec's params.
 
-    `max_params`: the most parameters to build; more raises netspec.ModelTooLarge before
-    anything is allocated.  None (the default): 2·10⁹, or fewer when the available memory holds fewer at 4 bytes
-    each.  It is keyword-only and always means the limit: a spec param that happens to be named `max_params` is
-    set through `load(netspec.shaped_network(spec, {"max_params": …}))`."""
+    `max_params`: the most parameters to build; more raises netspec.ModelTooLarge before anything is allocated.
+    None (the default): 2·10⁹, or fewer when the available memory holds fewer at 4 bytes each.  It is
+    keyword-only and always means the limit: a spec param that happens to be named `max_params` is set through
+    `load(netspec.shaped_network(spec, {"max_params": …}))`."""
     from netspec.backends.fx import to_graph_module
 
     return to_graph_module(_shaped(spec, params), max_params)
@@ -78,9 +78,10 @@ def emit_python(spec: Spec, **params) -> str:
 
 def load_weights(model, state_dict, rename=None, skip=()):
     """Loads a state_dict (or a file saved with torch.save) into a compiled model strictly: every tensor used
-    once, same shapes; raises netspec.backends.weights.WeightsError listing every problem.  The specs in imagenet/ have
-    torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map; `rename`
-    ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other sources."""
+    once, same shapes; raises netspec.backends.weights.WeightsError listing every problem.  The specs in
+    imagenet/ have torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map;
+    `rename` ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other
+    sources."""
     from netspec.backends.weights import load_weights as load
 
     return load(model, state_dict, rename, skip)

@@ -1,9 +1,10 @@
-"""The whole compiler, phase by phase.  Nothing else wires the phases together.
+"""The front end and the passes, phase by phase, from a spec to its ShapedNetwork.  Nothing else wires them.
 
-    YAML ──load──▶ marked data ──validate──▶ Spec ──expand──▶ Network ──infer──▶ ShapedNetwork ──compile──▶ module
+    spec ──read──▶ marked data ──validate──▶ Spec ──expand──▶ Network ──infer, check_expect──▶ ShapedNetwork
 
-Each command builds the ShapedNetwork once and hands it on: the backends (fx, source, summary, draw) and the
-training run take the IR, never a path.
+`read` follows the spec's imports; `check_expect` applies only at the spec's own params.  Compiling is not wired
+here: each command builds the ShapedNetwork once and hands it on, and the backends (fx, pysource, summary, draw)
+and the training run take the IR, never a path.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from netspec.pipeline import shaped_network
 
 from conftest import SPECS
 
-# Fast specs (each compiles to a shaped graph in < 30 ms) that together use every kind of item: templates,
+# Fast specs (each compiles to a shaped network in < 30 ms) that together use every kind of item: templates,
 # repeat/as, when, from, concat, add, inline seqs, expressions over `in`, expect.
 ZOO = ["lenet", "bn_lenet", "googlenet", "nin", "vgg11", "alexnet", "resnet18", "densenet"]
 LIBRARIES = sorted(p.name for p in (SPECS / "blocks").glob("*.yaml"))

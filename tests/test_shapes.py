@@ -62,7 +62,7 @@ def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
 
 @pytest.fixture(scope="module", params=spec_params())
 def compiled(request):
-    """(shaped graph, the compiled model on the meta device, shapes PyTorch computed per fx node)."""
+    """(shaped network, the compiled model on the meta device, shapes PyTorch computed per fx node)."""
     shaped = netspec.shaped_network(request.param)
     with torch.device("meta"):
         module = flat_module(netspec.load(request.param))

@@ -23,7 +23,8 @@ from oracle import meta_model
 
 IMAGENET = Path(__file__).resolve().parents[1] / "specs" / "imagenet"
 
-# REFERENCE.md §4 (torchvision's published figures): params, GMACs as printed.
+# torchvision's published figures for its ImageNet weights (https://pytorch.org/vision/stable/models.html, whose
+# "GFLOPS" count multiply-adds): params, GMACs as printed.
 REFERENCE = {
     "alexnet": (61_100_840, "0.714G"),
     "vgg11": (132_863_336, "7.609G"),

@@ -1,6 +1,7 @@
 """The model zoo: every spec in specs/ is valid, meets its `expect:`, and compiles to the network shape inference
 describes — checked node by node against a forward pass on the meta device (PyTorch as the oracle).  The course's
-specs also have exactly the reference numbers and recipes of REFERENCE.md §1 and run on real tensors."""
+specs (Dive into Deep Learning, https://d2l.ai) also have exactly its networks' numbers and recipes and run on real
+tensors."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def spec_id(path: Path) -> str:
     return str(path.relative_to(ROOT).with_suffix(""))
 
 
-# REFERENCE.md §1: parameters, forward MACs per image as printed, input side, lr, batch size.
+# The course's networks (https://d2l.ai, LeNet and the chapter "Modern Convolutional Neural Networks"): parameters
+# counted from its architectures, forward MACs per image as printed, and its input side, lr and batch size.
 COURSE = {
     "lenet": (61_706, "0.4M", 28, 0.9, 256),
     "bn_lenet": (44_878, "0.3M", 28, 1.0, 256),
@@ -154,7 +156,7 @@ def test_a_real_forward_on_a_batch_of_two_gives_one_score_per_class(path):
 def test_vgg11_at_ratio_1_is_the_full_vgg11_and_matches_torchvisions_count_at_imagenet_size():
     assert netspec.shaped_network("vgg11", {"ratio": 1}).param_count == 128_806_154
     full = netspec.shaped_network("vgg11", {"ratio": 1, "in_channels": 3, "num_classes": 1000})
-    assert full.param_count == 132_863_336          # torchvision's vgg11, REFERENCE.md §4
+    assert full.param_count == 132_863_336          # torchvision's vgg11 (as in test_torchvision.py)
     assert printed(full.macs, "7.609G") == "7.609G"
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
 
-# Equal to draw_dot.RANKDIRS and draw_dot.FORMATS (a test checks): repeated so that building the parser, which every
-# command does, never imports graphviz.
+# Equal to RANKDIRS and FORMATS of backends/draw/dot.py (a test checks): repeated so that building the parser,
+# which every command does, never imports graphviz.
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FORMATS = ("svg", "png", "pdf", "dot")
 DEPTHS_TRIED = 8  # for the --depth suggestion: each try builds one view (linear in the network)

@@ -216,7 +216,7 @@ def cmd_train(args) -> int:
         if given:
             raise UsageError(f"--resume keeps the run's recipe; only --epochs may change (got --{given[0]})")
     ui = TerminalUI(args.progress)
-    return _guarded(lambda: _train(args, parse_overrides(args.set), ui), ui)
+    return _guarded(lambda: _train(args, parse_overrides(args.set), ui))
 
 
 def _train(args, params: dict, ui: TerminalUI) -> int:
@@ -249,16 +249,15 @@ def _restore_sigint(previous) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _guarded(body, ui: TerminalUI | None = None) -> int:
+def _guarded(body) -> int:
     """Runs a handler body, turning the training package's own exceptions into messages and exit codes."""
     from netspec.cli.common import UsageError
     from netspec.train.checkpoint import CheckpointError
-    from netspec.train.export import ExportError
+    from netspec.train.datasets import DataError
+    from netspec.train.export import ExportError, ExportRefused
+    from netspec.train.files import RunDirError, RunDirRefused
     from netspec.train.loop import NonFiniteLoss, Stopped
     from netspec.train.recipe import RecipeError
-    from netspec.train.datasets import DataError
-    from netspec.train.export import ExportRefused
-    from netspec.train.files import RunDirError, RunDirRefused
 
     try:
         return body()

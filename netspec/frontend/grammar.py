@@ -22,6 +22,7 @@ from netspec.ops import OPS
 # The published JSON Schema, generated from this module and the op registry (a test fails when it is stale).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "netspec.schema.json"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NAME_RULE = "a name: letters, digits and _, not starting with a digit"  # NAME_PATTERN in words
 # An item's `name:` (as evaluated, when it is an expression): a name, or a plain number like the unnamed items'.
 ITEM_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
 ITEM_NAME_RULE = "letters, digits and _ (not starting with a digit), or a plain number"

@@ -1,7 +1,7 @@
 """Which files a spec reads: built-in specs by name, and imports — confined to the spec's own folder and the
 built-in library, cycle-free, and bounded together (bytes, values, files, errors).
 
-source.py turns one file into marked data; this module decides which files, and in what order.
+yaml_source.py turns one file into marked data; this module decides which files, and in what order.
 """
 
 from __future__ import annotations
@@ -140,8 +140,9 @@ def _follow(doc: Document, chain: list[Path], documents: dict, allowed: tuple[Pa
 
 
 def _brings_no_blocks(entry: str, data, mark: Mark) -> SpecError | None:
-    """An import exists for its `blocks:`; one without any was a mistake (typically a network spec named where
-    its library was meant), which used to pass silently and leave every block it should bring unknown."""
+    """An import exists for its `blocks:`; one without any is a mistake (typically a network spec named where
+    its library was meant).  It is reported at the import, where the cause is: otherwise it would show only as
+    every block it should have brought being unknown."""
     if not isinstance(data, MDict) or data.get("blocks"):
         return None  # a file that is not a mapping is the schema's to report
     network = "body" in data

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from netspec.errors import Mark, SpecError, did_you_mean
-from netspec.frontend.grammar import NAME_PATTERN, SCHEMA_PATH
+from netspec.frontend.grammar import NAME_PATTERN, NAME_RULE, SCHEMA_PATH
 from netspec.frontend.schema_fast import checker
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 
@@ -79,7 +79,7 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
 def _translate(error, doc: Document) -> Iterator[SpecError]:
     """A jsonschema error → located SpecErrors, worded for a person (no schema jargon)."""
     path = list(error.absolute_path)
-    container, value = _walk(doc.data, path)
+    value = _walk(doc.data, path)[1]
     if error.validator in ("anyOf", "oneOf") and error.context:
         relevant = _relevant(error, value)
         for inner in _unmasked(relevant, doc):
@@ -98,7 +98,7 @@ def _translate(error, doc: Document) -> Iterator[SpecError]:
         return
     if "propertyNames" in error.schema_path and isinstance(value, MDict) and error.instance in value:
         yield SpecError(f"invalid name `{error.instance}`{where}", key_mark(value, error.instance),
-                        f"{pointer}/{error.instance}".replace("//", "/"), expected=_NAME_RULE,
+                        f"{pointer}/{error.instance}".replace("//", "/"), expected=NAME_RULE,
                         found=f"`{error.instance}`")
         return
     if error.validator == "required":
@@ -166,7 +166,6 @@ def _invalid_value(error, doc: Document, expected: str, hint: str | None) -> Spe
                      expected=expected, found=_short(value), hint=hint or None)
 
 
-_NAME_RULE = "a name: letters, digits and _, not starting with a digit"
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "integer": "an int", "number": "a number",
                "string": "a string", "boolean": "true/false", "null": "null"}
 _PATTERN_WORDS = {r"^\$": "starting with `$`", r"^[0-9]+(\.[0-9]+)?[KMG]$": 'like "1.8G" (K, M or G)'}
@@ -186,7 +185,7 @@ def describe_schema(schema: dict) -> str:
     if "enum" in schema:
         return " or ".join(json.dumps(v) for v in schema["enum"])
     if schema.get("pattern") == NAME_PATTERN:
-        return _NAME_RULE
+        return NAME_RULE
     kinds = schema.get("type", [])
     words = " or ".join(_TYPE_WORDS[k] for k in (kinds if isinstance(kinds, list) else [kinds])) or "a value"
     bounds = [f"{sign} {schema[key]}" for key, sign in _BOUND_SIGNS.items() if key in schema]

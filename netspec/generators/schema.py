@@ -67,19 +67,6 @@ def _item_properties() -> dict:
 
 def build_schema() -> dict:
     item_props = _item_properties()
-    template_args = _d({"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/value"}},
-                       "a call of a block template with its arguments")
-    item_map = {"type": "object", "minProperties": 1, "properties": item_props, "additionalProperties": template_args}
-    block = {
-        "type": "object", "additionalProperties": template_args,
-        "properties": item_props | {
-            "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
-            "params": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
-                          "additionalProperties": {"$ref": "#/$defs/template_param"}},
-                         "typed parameters: `int`, `float`, `bool`, `str`, `list`, `any`, a list of types for a "
-                         "fixed-length list, or {type, default, doc}"),
-        },
-    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -88,66 +75,107 @@ def build_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "required": ["netspec"],
-        "properties": {
-            "netspec": _d({"const": 1}, "format version of the spec language; this netspec reads version 1"),
-            "name": _d({"type": "string", "pattern": NAME_PATTERN}, "the network's name (also the run folder's)"),
-            "doc": _d({"type": "string"}, "one line shown by `netspec list`, then details"),
-            "imports": _d({"type": "array", "items": {"type": "string"}},
-                          "block libraries, relative to this file or in the built-in library"),
-            "params": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
-                          "additionalProperties": {"$ref": "#/$defs/model_param"}},
+        "properties": _top_level_properties(),
+        "$defs": _value_defs() | _item_defs(item_props) | _template_defs(item_props),
+    }
+
+
+def _named(ref: str, description: str) -> dict:
+    """A mapping from names (NAME_PATTERN) to values of the definition `ref`."""
+    return _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
+               "additionalProperties": {"$ref": f"#/$defs/{ref}"}}, description)
+
+
+def _template_call() -> dict:
+    return _d({"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/value"}},
+              "a call of a block template with its arguments")
+
+
+def _top_level_properties() -> dict:
+    """The keys of a spec file."""
+    return {
+        "netspec": _d({"const": 1}, "format version of the spec language; this netspec reads version 1"),
+        "name": _d({"type": "string", "pattern": NAME_PATTERN}, "the network's name (also the run folder's)"),
+        "doc": _d({"type": "string"}, "one line shown by `netspec list`, then details"),
+        "imports": _d({"type": "array", "items": {"type": "string"}},
+                      "block libraries, relative to this file or in the built-in library"),
+        "params": _named("model_param",
                          "network parameters with defaults; override with `--set k=v` or netspec.load(..., k=v)"),
-            "input": _d({"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/int_or_expression"},
-                                    "minItems": 1, "maxItems": 3}, {"$ref": "#/$defs/expression"}]},
-                        "input shape without the batch: [channels, height, width] or [features]"),
-            "blocks": _d({"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
-                          "additionalProperties": {"$ref": "#/$defs/block"}}, "block templates defined here"),
-            "body": _d({"$ref": "#/$defs/seq"}, "the network: items applied in order"),
-            "expect": _d({"type": "object", "additionalProperties": False, "properties": {
-                "params": _d({"type": "integer", "minimum": 0}, "exact number of trainable parameters"),
-                "output": _d({"type": "array", "items": {"type": "integer"}}, "output shape without the batch"),
-                "macs": _d({"anyOf": [{"type": "integer", "minimum": 0},
-                                      {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
-                           "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
-            }}, "facts checked whenever the spec is compiled with its default params; a mismatch is an error"),
-            "train": _d({"type": "object", "additionalProperties": False,
-                         "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
-                        "the training recipe used by `netspec train` (flags override it)"),
+        "input": _d({"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/int_or_expression"},
+                                "minItems": 1, "maxItems": 3}, {"$ref": "#/$defs/expression"}]},
+                    "input shape without the batch: [channels, height, width] or [features]"),
+        "blocks": _named("block", "block templates defined here"),
+        "body": _d({"$ref": "#/$defs/seq"}, "the network: items applied in order"),
+        "expect": _d({"type": "object", "additionalProperties": False, "properties": {
+            "params": _d({"type": "integer", "minimum": 0}, "exact number of trainable parameters"),
+            "output": _d({"type": "array", "items": {"type": "integer"}}, "output shape without the batch"),
+            "macs": _d({"anyOf": [{"type": "integer", "minimum": 0},
+                                  {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
+                       "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
+        }}, "facts checked whenever the spec is compiled with its default params; a mismatch is an error"),
+        "train": _d({"type": "object", "additionalProperties": False,
+                     "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
+                    "the training recipe used by `netspec train` (flags override it)"),
+    }
+
+
+def _value_defs() -> dict:
+    """Expressions, template arguments and `from:` names."""
+    return {
+        "expression": _d({"type": "string", "pattern": r"^\$"},
+                         "a `$` expression: $name, or ${...} with arithmetic, params, loop variables and "
+                         "in.channels|height|width"),
+        "int_or_expression": _d({"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/$defs/expression"}]},
+                                "a positive int or an expression"),
+        "value": _d({"anyOf": [{"type": ["string", "number", "boolean", "null"]},
+                               {"type": "array", "items": {"$ref": "#/$defs/value"}}]},
+                    "a template argument: a scalar, a list or an expression"),
+        "from": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+                   "one name or a list of names"),
+    }
+
+
+def _item_defs(item_props: dict) -> dict:
+    """An item (op, template call, seq, merge) and the lists of items: seqs and branches."""
+    item_map = {"type": "object", "minProperties": 1, "properties": item_props,
+                "additionalProperties": _template_call()}
+    return {
+        "item": _d({"anyOf": [_d({"type": "string"}, "an op or template with no arguments, e.g. `relu`"),
+                              {"$ref": "#/$defs/item_map"}]}, "one step of a network or block"),
+        "item_map": _d(item_map, "an op, template call, seq, concat or add, with optional name/from/when/repeat"),
+        "seq": _d({"type": "array", "items": {"$ref": "#/$defs/item"}}, "items applied one after another"),
+        "branches": _d({"type": "array", "minItems": 1, "items": {"anyOf": [
+            {"$ref": "#/$defs/seq"}, {"$ref": "#/$defs/item"}]}},
+            "parallel branches, each a list of items (empty: the identity) or one item"),
+    }
+
+
+def _template_defs(item_props: dict) -> dict:
+    """A block template (an item with typed params and a doc), its params, and the network's params."""
+    block = {
+        "type": "object", "additionalProperties": _template_call(),
+        "properties": item_props | {
+            "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
+            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `list`, `any`, a "
+                             "list of types for a fixed-length list, or {type, default, doc}"),
         },
-        "$defs": {
-            "expression": _d({"type": "string", "pattern": r"^\$"},
-                             "a `$` expression: $name, or ${...} with arithmetic, params, loop variables and "
-                             "in.channels|height|width"),
-            "int_or_expression": _d({"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/$defs/expression"}]},
-                                    "a positive int or an expression"),
-            "value": _d({"anyOf": [{"type": ["string", "number", "boolean", "null"]},
-                                   {"type": "array", "items": {"$ref": "#/$defs/value"}}]},
-                        "a template argument: a scalar, a list or an expression"),
-            "from": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
-                       "one name or a list of names"),
-            "item": _d({"anyOf": [_d({"type": "string"}, "an op or template with no arguments, e.g. `relu`"),
-                                  {"$ref": "#/$defs/item_map"}]}, "one step of a network or block"),
-            "item_map": _d(item_map, "an op, template call, seq, concat or add, with optional name/from/when/repeat"),
-            "seq": _d({"type": "array", "items": {"$ref": "#/$defs/item"}}, "items applied one after another"),
-            "branches": _d({"type": "array", "minItems": 1, "items": {"anyOf": [
-                {"$ref": "#/$defs/seq"}, {"$ref": "#/$defs/item"}]}},
-                "parallel branches, each a list of items (empty: the identity) or one item"),
-            "block": _d(block, "a block template: an item with typed params and a doc"),
-            "template_param": _d({"anyOf": [
-                {"type": "string"}, {"type": "array", "items": {"type": "string"}},
-                {"type": "object", "additionalProperties": False, "required": ["type"], "properties": {
-                    "type": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                               "the param's type"),
-                    "default": _d({"$ref": "#/$defs/value"}, "value when the call omits it"),
-                    "doc": _d({"type": "string"}, "what the param means")}}]}, "a typed template parameter"),
-            "model_param": _d({"anyOf": [{"$ref": "#/$defs/value"}, {
-                "type": "object", "additionalProperties": False, "required": ["default"], "properties": {
-                    "type": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                               "the param's type (inferred from the default when omitted)"),
-                    "default": _d({"$ref": "#/$defs/value"}, "the value unless overridden"),
-                    "doc": _d({"type": "string"}, "what the param means")}}]},
-                "a network parameter: its default value, or {default, type, doc}"),
-        },
+    }
+    type_names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    what = _d({"type": "string"}, "what the param means")
+    return {
+        "block": _d(block, "a block template: an item with typed params and a doc"),
+        "template_param": _d({"anyOf": [
+            {"type": "string"}, {"type": "array", "items": {"type": "string"}},
+            {"type": "object", "additionalProperties": False, "required": ["type"], "properties": {
+                "type": _d(type_names, "the param's type"),
+                "default": _d({"$ref": "#/$defs/value"}, "value when the call omits it"),
+                "doc": what}}]}, "a typed template parameter"),
+        "model_param": _d({"anyOf": [{"$ref": "#/$defs/value"}, {
+            "type": "object", "additionalProperties": False, "required": ["default"], "properties": {
+                "type": _d(type_names, "the param's type (inferred from the default when omitted)"),
+                "default": _d({"$ref": "#/$defs/value"}, "the value unless overridden"),
+                "doc": what}}]},
+            "a network parameter: its default value, or {default, type, doc}"),
     }
 
 

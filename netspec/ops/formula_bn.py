@@ -1,4 +1,7 @@
-"""BatchNorm written from the course's formulas (REFERENCE.md §3) in plain tensor ops.
+"""BatchNorm written from the course's formulas in plain tensor ops.
+
+The formulas are those of the "Batch Normalization" chapter of Dive into Deep Learning
+(https://d2l.ai/chapter_convolutional-modern/batch-norm.html).
 
 The class body imports nothing but `torch` and `nn` (`from torch import nn`): `torch_build.extra_sources` copies its
 source verbatim into standalone model files, so it must not use any other module-level name from this file.

@@ -3,12 +3,15 @@
     run.py         a run from start to end (`run.start`, `run.resume`)
     loop.py        the training loop: steps, evaluation, NaN and stop checks
     data.py        data sets as whole uint8 tensors; batches made on the device
-    sources.py     where data comes from: the search order, verified downloads (no torch)
+    datasets.py    where data comes from: the search order, verified downloads (no torch)
     recipe.py      the recipe (spec `train:` + flags) and run options (no torch)
     checkpoint.py  atomic checkpoints, safetensors, weights loading (no pickle)
     distributed.py torchrun/DDP: process group, sharding, all-reduce
     rundir.py      the run folder (no torch); plots.py: curves.png
-    export.py      eval and export of a finished run; cli.py: the commands (no torch at import)
+    files.py       how a run folder's files are opened: no symbolic links, atomic replaces, a lock (no torch)
+    export.py      eval and export of a finished run
+
+The commands are netspec/cli/train.py (no torch at import).
 
 Importing this package imports nothing heavy; the modules that need torch import it themselves.
 """

@@ -57,7 +57,7 @@ FASHION_MNIST = Source(
     key="fashion-mnist", title="Fashion-MNIST",
     base_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
     system_dir="/usr/share/datasets/fashion-mnist", package="dataset-fashion-mnist",
-    files=(  # SHA-256 of the decompressed files (shared/REFERENCE.md §5)
+    files=(  # SHA-256 of the decompressed files of https://github.com/zalandoresearch/fashion-mnist
         RemoteFile("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
         RemoteFile("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
         RemoteFile("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),

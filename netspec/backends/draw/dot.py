@@ -1,11 +1,9 @@
 """ShapedNetwork → Graphviz diagram (DOT, SVG, PNG, PDF).  Never imports torch.
 
-(Not `netspec/draw.py`: a submodule named `draw` would replace the function `netspec.draw` on first import.)
-
     digraph = draw_graph(shaped, depth=1)      # a graphviz.Digraph; .source is the DOT text
     write_diagram(digraph, Path("net.svg"))    # runs Graphviz's `dot` for svg/png/pdf
 
-What is drawn comes from `draw_view.build_view`; this module only styles it.  Output is deterministic: the DOT
+What is drawn comes from `view.build_view`; this module only styles it.  Output is deterministic: the DOT
 is generated in network order from names alone, so the same spec always gives the same bytes (and, with the
 same Graphviz version, the same SVG).
 """
@@ -69,7 +67,7 @@ class DotTimedOut(DotFailed):
 
 def draw_graph(shaped: ShapedNetwork, depth: int | None = None, fold: bool = True, rankdir: str = "TB",
                legend: bool = False) -> graphviz.Digraph:
-    """The diagram of a shaped graph (see draw_view for what `depth` and `fold` do)."""
+    """The diagram of a shaped network (see view.py for what `depth` and `fold` do)."""
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     return to_digraph(build_view(shaped, depth, fold), rankdir, legend)

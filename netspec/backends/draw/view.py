@@ -1,12 +1,12 @@
 """ShapedNetwork → View: what a diagram shows — boxes, clusters and shape-labelled edges — as plain data.
 
-The view decides *what* is drawn; `draw_dot.py` decides how it looks.  Keeping the two apart lets the tests check
+The view decides *what* is drawn; `dot.py` decides how it looks.  Keeping the two apart lets the tests check
 the content (every edge carries its tensor's shape, boxes total their parameters) without parsing DOT.
 
 - `depth`: scopes nested more than `depth` levels deep become one box each, showing the block's in → out shapes
   and parameter total (`depth=0`: every top-level block is a box).  The items of `depth=N` are the rows of
   `summary --depth N`.
-- `fold`: a run of identical consecutive blocks (draw_scopes.Run) is drawn once, marked ×N: the first instance,
+- `fold`: a run of identical consecutive blocks (folding.Run) is drawn once, marked ×N: the first instance,
   or one box when the run is collapsed.  Edges leaving the run carry the last instance's output shape.
 - Clusters are drawn for template calls, user-named scopes (`b3`, `layer1`, `downsample`) and fold runs;
   scopes named only by their position (branch sets, repeat iterations) group nothing visible on their own.
@@ -160,7 +160,7 @@ class _Builder:
             params = sum(self.facts[n].param_count for p in paths for n in self.tree.members[p])
             if len(paths) > 1:
                 style = "fold"
-                extra = (f"{params:,} params in the {len(paths)} blocks",) + self.varying_note(paths, parent)
+                extra = (f"{params:,} params in the {len(paths)} blocks",) + self.varying_note(paths)
             else:
                 style = "block" if self.tree.scopes[path].kind == "template" else "group"
                 extra = (f"{params:,} params",)
@@ -168,7 +168,7 @@ class _Builder:
                                          self.arg_lines(path) + extra, style, params, len(paths))
         return key
 
-    def varying_note(self, paths: tuple[str, ...], parent: str | None) -> tuple[str, ...]:
+    def varying_note(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Inside a folded run the edges show the first instance's shapes; say so when the others differ."""
         def shapes(path: str) -> list:
             return [self.facts[n].shape for n in self.tree.members[path]]
@@ -200,7 +200,7 @@ class _Builder:
 
     # ── text ───────────────────────────────────────────────────────────────────────────────────────────────────
     def run_paths(self, path: str) -> tuple[str, ...]:
-        run, index = self.tree.runs.get(path, (None, 0))
+        run, _ = self.tree.runs.get(path, (None, 0))
         return run.paths if run is not None else (path,)
 
     def heading(self, paths: tuple[str, ...], parent: str | None) -> str:
