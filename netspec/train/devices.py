@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Protocol
 
 import torch
 
-from netspec.train.distributed import Dist
+
+class Ranks(Protocol):
+    """What `pick` needs of netspec.train.distributed.Dist (not imported: distributed calls into this module)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    local_rank: int
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
@@ -31,7 +39,7 @@ def valid_choice(choice: str) -> bool:
     return DEVICE_PATTERN.fullmatch(choice) is not None
 
 
-def pick(choice: str, info: Dist) -> torch.device:
+def pick(choice: str, info: Ranks) -> torch.device:
     """The device `choice` names, checked and made current (CUDA); a RecipeError line when it cannot be used."""
     if not valid_choice(choice):
         raise _refuse(f"--device {choice!r}: not a device; use {DEVICE_CHOICES}")
@@ -48,7 +56,7 @@ def pick(choice: str, info: Dist) -> torch.device:
     return cuda_device(index, info)
 
 
-def cuda_device(index: int | None, info: Dist) -> torch.device:
+def cuda_device(index: int | None, info: Ranks) -> torch.device:
     """The CUDA device for this process, made current with `torch.cuda.set_device`.  Under torchrun each process
     takes the visible device of its LOCAL_RANK (so ranks never share a GPU); an explicit index is for one
     process only."""
