@@ -11,9 +11,10 @@
    through netspec's own training API (`netspec.train.run.start`) when it is installed, else a minimal loop.
    The data must be on the machine: --data-dir, $NETSPEC_DATA or /usr/share/datasets/fashion-mnist (the four
    IDX .gz files, 30 MB; on a machine without network access, copy them into the checkout, e.g.
-   data/fashion-mnist/, and pass --data-dir); without them this part is skipped with a message.
+   data/fashion-mnist/, and pass --data-dir); without them this part is skipped with a message.  Compiled
+   runs compile inside their first epoch; that time is estimated and reported separately (compile_s).
 
-Writes bench/gpu_results.json and prints Markdown tables for docs/benchmarks.md.  A smoke test of the code
+Writes bench/gpu_results.json (after every net and section, so a failure keeps what was done) and prints Markdown tables for docs/benchmarks.md.  A smoke test of the code
 paths on a CPU (numbers meaningless): `python bench/gpu.py --device cpu --nets lenet --modes eager,cl_bf16
 --steps 2 --epochs 1 --subset 2000 --no-compile-train`.
 """
@@ -106,7 +107,25 @@ def throughput(name: str, mode: str, device: torch.device, steps: int, scale: fl
             "step_ms": round(elapsed / steps * 1e3, 3), "warmup_s": round(warmup_s, 2)}
 
 
-def run_throughput(nets, modes, device, steps: int, scale: float) -> dict:
+def write_results(path: Path, results: dict) -> None:
+    """Writes what is done so far (after every net and section: one failure or a killed run keeps the rest),
+    to a temporary name first, so that the file is never half-written."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def compile_seconds(history: list[dict]) -> float | None:
+    """The compilation inside a compiled run's training time, estimated as the first epoch's time (both
+    compilations, full and short last batch, happen there) less the median of the later epochs'."""
+    times = [b["train_time"] - a["train_time"] for a, b in zip([{"train_time": 0.0}] + history, history)]
+    if len(times) < 2:
+        return None
+    later = sorted(times[1:])
+    return round(max(0.0, times[0] - later[len(later) // 2]), 2)
+
+
+def run_throughput(nets, modes, device, steps: int, scale: float, save=lambda partial: None) -> dict:
     results = {}
     for name in nets:
         results[name] = {}
@@ -118,6 +137,7 @@ def run_throughput(nets, modes, device, steps: int, scale: float) -> dict:
             print(f"{name:10s} {mode:8s} {results[name][mode]}", file=sys.stderr, flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+        save(results)
     return results
 
 
@@ -148,8 +168,11 @@ def time_to_accuracy(folder: Path, device: torch.device, target: float, epochs: 
         history = [{"epoch": r["epoch"], "test_acc": round(r["test_acc"], 4),
                     "train_time": round(r["train_time"], 2)} for r in result.history]
         hit = next((r for r in history if r["test_acc"] >= target), None)
+        compile_s = compile_seconds(history) if compile_ else None
         tries.append({"epochs": len(history), "history": history, "best_acc": round(result.best_acc, 4),
                       "reached": hit is not None, "train_seconds_to_target": hit and hit["train_time"],
+                      "compile_s": compile_s,
+                      "train_seconds_to_target_without_compile": hit and round(hit["train_time"] - (compile_s or 0), 2),
                       "epochs_to_target": hit and hit["epoch"], "run_wall_s": round(time.perf_counter() - start, 1)})
         print(f"time to accuracy: {tries[-1]}", file=sys.stderr, flush=True)
         if hit:
@@ -251,6 +274,7 @@ def markdown(results: dict) -> str:
     if isinstance(tta, dict) and "history" in tta:
         lines += ["", f"Time to {tta['target']} test accuracy ({tta['spec']}, {tta['loop']}): "
                       + (f"{tta['train_seconds_to_target']} s of training, epoch {tta['epochs_to_target']}"
+                         + (f" (of which ~{tta['compile_s']} s torch.compile)" if tta.get("compile_s") else "")
                          if tta["reached"] else f"not reached (best {max(r['test_acc'] for r in tta['history'])})")
                       + "; per epoch: " + ", ".join(f"{r['test_acc']:.4f}@{r['train_time']}s" for r in tta["history"])]
     elif tta:
@@ -284,16 +308,19 @@ def main(argv=None) -> int:
     scale = 1.0 if device.type == "cuda" else 1 / 32  # a CPU smoke run takes tiny batches
     results = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke run)",
                "torch": torch.__version__, "modes": modes, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    write_results(args.out, results)
     if "throughput" not in args.skip:
         steps = args.steps or (10 if args.quick else 30)
-        results["throughput"] = run_throughput(nets, modes, device, steps, scale)
+        results["throughput"] = run_throughput(nets, modes, device, steps, scale,
+                                               lambda partial: write_results(args.out, {**results, "throughput": partial}))
+        write_results(args.out, results)
     if "accuracy" not in args.skip:
         folder = data_dir(args.data_dir)
         epochs = args.epochs or (3 if args.quick else None)
         results["time_to_accuracy"] = (
             time_to_accuracy(folder, device, args.target, epochs, not args.no_compile_train, args.subset) if folder else
             "skipped: Fashion-MNIST not found (--data-dir, $NETSPEC_DATA or /usr/share/datasets/fashion-mnist)")
-    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    write_results(args.out, results)
     print(markdown({"throughput": {}, **results}))
     return 0
 

@@ -152,3 +152,38 @@ def test_a_missing_torchvision_interpreter_is_skipped_not_run(monkeypatch, tmp_p
     monkeypatch.setenv("NETSPEC_BENCH_TV_PYTHON", str(tmp_path / "missing" / "python"))
     monkeypatch.setattr(bench_run.sys, "executable", str(tmp_path / "absent" / "python"))
     assert bench_run.torchvision_python() is None
+
+
+GPU_SECTIONS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, "bench")
+import gpu
+
+out = Path(sys.argv[1])
+results = {"modes": ["eager"]}
+gpu.write_results(out, results)
+assert json.loads(out.read_text()) == results
+def failing(name, mode, device, steps, scale):
+    if name == "bad":
+        raise RuntimeError("no toolchain")
+    return {"images_per_s": 1.0}
+gpu.throughput = failing
+seen = []
+def save(partial):
+    gpu.write_results(out, {**results, "throughput": partial})
+    seen.append(json.loads(out.read_text())["throughput"])
+gpu.run_throughput(["ok", "bad"], ["eager"], gpu.torch.device("cpu"), 1, 1.0, save)
+history = [{"epoch": 1, "train_time": 50.0}, {"epoch": 2, "train_time": 60.0}, {"epoch": 3, "train_time": 71.0}]
+print(json.dumps({"seen": seen, "compile_s": gpu.compile_seconds(history),
+                  "one_epoch": gpu.compile_seconds(history[:1])}))
+"""
+
+
+def test_the_gpu_script_writes_its_results_after_every_net_and_reports_compile_time_apart(tmp_path):
+    out = json.loads(child(["-c", GPU_SECTIONS, str(tmp_path / "gpu.json")]))
+    assert out["seen"] == [{"ok": {"eager": {"images_per_s": 1.0}}},
+                           {"ok": {"eager": {"images_per_s": 1.0}},
+                            "bad": {"eager": {"error": "RuntimeError: no toolchain"}}}]
+    assert out["compile_s"] == 39.0 and out["one_epoch"] is None
+    assert not (tmp_path / "gpu.json.tmp").exists()

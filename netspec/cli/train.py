@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,7 +18,13 @@ from pathlib import Path
 EXIT_INTERRUPTED = 130
 OPTIMIZERS = ("sgd", "momentum", "adamw")   # equal to recipe.OPTIMIZERS etc. (a test checks); repeated here so
 SCHEDULES = ("constant", "cosine", "onecycle")  # that building the parser imports nothing heavy
-DEVICES = ("auto", "cpu", "cuda")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")   # as netspec.train.devices (imported here without torch)
+
+
+def device_choice(text: str) -> str:
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
+    return text
 RECIPE_FLAGS = ("data", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "label_smoothing", "resize", "init", "augment", "eval_batch_size", "seed", "amp")
 
@@ -108,7 +115,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
                    help="folder with the data set's files (default: $NETSPEC_DATA, then the usual places)")
     p.add_argument("--no-download", dest="download", action="store_false",
                    help="never download data (default: download when the files are not found)")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: auto, CUDA if any)")
+    p.add_argument("--device", type=device_choice, default="auto", metavar="DEVICE",
+                   help="auto (CUDA if any), cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--subset", type=int, metavar="N",
                    help="use the first N train and N test examples (default: all)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
@@ -292,7 +300,8 @@ def cmd_eval(args) -> int:
             print(json.dumps(result, indent=2))
         else:
             print(f"{result['checkpoint']}: test loss {result['test_loss']:.4f}, test acc {result['test_acc']:.4f} "
-                  f"on {result['examples']:,} {result['data']} examples ({result['device']})")
+                  f"on {result['examples']:,} {result['data']} examples ({result['device']}"
+                  f"{', bf16 autocast as trained' if result['amp'] else ''})")
         return 0
 
     _require_run(args.run)

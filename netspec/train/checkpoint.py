@@ -37,8 +37,20 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> Path:
         raise CheckpointError(f"{path}: cannot write it ({err}); {kept}") from err
 
 
+def on_cpu(value: object) -> object:
+    """`value` with every tensor in it (nested in dicts, lists and tuples) copied to the CPU, so that a
+    checkpoint written on a GPU loads with `torch.load(weights_only=True)` on a machine without one."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu")
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(v) for v in value)
+    return value
+
+
 def save(path: Path, checkpoint: Mapping[str, object]) -> Path:
-    payload = {"format": FORMAT, "version": VERSION, **checkpoint}
+    payload = on_cpu({"format": FORMAT, "version": VERSION, **checkpoint})
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
@@ -116,6 +128,8 @@ def _rng_problem(value: object) -> str | None:
             or not _is_bytes_tensor(value.get("aug")) or not (value.get("cuda") is None
                                                                or _is_bytes_tensor(value.get("cuda"))):
         return "`rng` must hold the generators' states (`torch`, `aug`, `cuda`) as byte tensors"
+    if value.get("aug_device") not in (None, "cpu", "cuda", "mps"):
+        return f"`rng.aug_device` is {value.get('aug_device')!r:.60}, not cpu, cuda or mps"
     return None
 
 
@@ -149,7 +163,13 @@ def _spec_problem(value: object) -> str | None:
     return None
 
 
-FIELD_CHECKS = {"model": _model_problem, "optimizer": _optimizer_problem, "state": _state_problem,
+def _precision_problem(value: object) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), bool) for k in ("amp", "channels_last")):
+        return "`precision` must hold `amp` and `channels_last` as true or false"
+    return None
+
+
+FIELD_CHECKS = {"precision": _precision_problem, "model": _model_problem, "optimizer": _optimizer_problem, "state": _state_problem,
                 "rng": _rng_problem, "options": _options_problem, "recipe": _recipe_problem, "spec": _spec_problem}
 
 

@@ -36,18 +36,10 @@ def from_env() -> Dist:
 
 
 def pick_device(choice: str, info: Dist) -> torch.device:
-    """`auto` means CUDA when present; under DDP each rank takes the GPU of its local rank."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda":
-        if not torch.cuda.is_available():
-            from netspec.train.recipe import RecipeError
+    """`auto` means CUDA when present; under DDP each rank takes the GPU of its local rank (netspec.train.devices)."""
+    from netspec.train.devices import pick
 
-            raise RecipeError("CUDA is not available here; use --device cpu or auto")
-        index = info.local_rank if info.enabled else torch.cuda.current_device()
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    return torch.device(choice)
+    return pick(choice, info)
 
 
 def init(info: Dist, device: torch.device) -> None:

@@ -6,6 +6,7 @@ temporary folder, compiled, and the weights loaded with every key and shape chec
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -82,12 +83,31 @@ def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None 
     shape = tuple(loaded.shaped.network.input_shape)
     dataset = load_dataset(data or recipe.data, shape, data_dir, download).subset(subset)
     where = distributed.pick_device(device, distributed.Dist())
+    amp, channels_last = trained_precision(loaded)
     images, labels = dataset.test_x.to(where), dataset.test_y.to(where)
-    loss, acc, count = evaluate_on(loaded.model.to(where), images, labels, shape[1:],
-                                   batch_size or recipe.eval_batch_size)
+    model = loaded.model.to(where, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    loss, acc, count = evaluate_on(model, images, labels, shape[1:], batch_size or recipe.eval_batch_size,
+                                   channels_last, amp)
     state = loaded.saved.get("state") or {}
     return {"checkpoint": str(loaded.path), "data": dataset.name, "examples": count, "test_loss": loss,
-            "test_acc": acc, "epoch": state.get("epoch"), "device": str(where)}
+            "test_acc": acc, "epoch": state.get("epoch"), "device": str(where), "amp": amp,
+            "channels_last": channels_last}
+
+
+def trained_precision(loaded: Loaded) -> tuple[bool, bool]:
+    """(amp, channels_last) as the run trained, so that eval reproduces the accuracy it recorded: from the
+    checkpoint, else the run.json beside it (checkpoints before netspec recorded it), else the recipe's amp."""
+    saved = loaded.saved.get("precision")
+    if isinstance(saved, dict) and isinstance(saved.get("amp"), bool) and isinstance(saved.get("channels_last"), bool):
+        return saved["amp"], saved["channels_last"]
+    try:
+        recorded = json.loads((loaded.path.parent / "run.json").read_text(encoding="utf-8"))
+        if isinstance(recorded.get("amp"), bool) and isinstance(recorded.get("channels_last"), bool):
+            return recorded["amp"], recorded["channels_last"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    amp = loaded.saved["recipe"].get("amp") is True
+    return amp, amp
 
 
 def export_run(ref: str | Path, out: Path, max_params: int | None = None) -> list[Path]:

@@ -159,12 +159,12 @@ def evaluate_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, si
     device = images.device
     indices = torch.arange(info.rank, len(labels), info.world, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)                  # loss, correct, count
+    sums[2] = len(indices)                                                      # no host→device copy per batch
     for idx in indices.split(batch):
         x, y = to_input(images[idx], size, channels_last), labels[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext():
             logits = model(x).float()
-        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum(),
-                             torch.tensor(len(y), device=device)]).double()
+        sums[:2] += torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()])
     loss, correct, count = distributed.sum_(sums, info).tolist()
     model.train(was_training)
     return loss / max(count, 1), correct / max(count, 1), int(count)

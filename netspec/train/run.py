@@ -19,7 +19,7 @@ from torch import nn
 
 from netspec import __version__
 from netspec.ir import ShapedNetwork
-from netspec.train import checkpoint, distributed, files, loop, rundir
+from netspec.train import checkpoint, devices, distributed, files, loop, rundir
 from netspec.train.data import DataSet, load_dataset
 from netspec.train.distributed import Dist
 from netspec.train.recipe import Recipe, RecipeError, RunOptions, check, from_json, resolve
@@ -74,7 +74,8 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
         torch.set_num_threads(options.threads)
     data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
     model = build_model(shaped, recipe, options, device)
-    amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
+    amp = recipe.amp if recipe.amp is not None else devices.default_amp(device)
+    torch.backends.cudnn.benchmark = devices.cudnn_benchmark(device)
     channels_last = device.type == "cuda" or (amp and device.type == "cpu")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -258,7 +259,9 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
                 if torn:
                     ui.message(f"netspec: {torn}")
             gen = torch.Generator(device=prepared.setup.device)
-            set_rng_state(gen.set_state, saved["rng"]["aug"], run_dir / "last.pt")
+            note = restore_aug_generator(gen, saved["rng"], prepared.setup, state, run_dir / "last.pt")
+            if note and info.is_main:
+                ui.message(f"netspec: {note}")
             return execute(prepared, run_dir if info.is_main else None, state, gen, ui)
 
         return in_process_group(info, body)
@@ -274,6 +277,28 @@ def restore(setup: loop.Setup, saved: Mapping, path: Path) -> None:
     set_rng_state(torch.set_rng_state, saved["rng"]["torch"], path)
     if saved["rng"].get("cuda") is not None and setup.device.type == "cuda":
         set_rng_state(lambda state: torch.cuda.set_rng_state(state, setup.device), saved["rng"]["cuda"], path)
+
+
+def restore_aug_generator(gen: torch.Generator, rng: Mapping, setup: loop.Setup, state: loop.LoopState,
+                          path: Path) -> str | None:
+    """Restores the augmentation generator saved mid-epoch.  A state saved on another kind of device does not
+    fit this one (a CUDA generator's state is 16 bytes, a CPU one's 5,056): the generator is then reseeded from
+    (seed, epoch, step) and the returned line says so.  At an epoch's start the loop reseeds it anyway."""
+    saved_on = rng.get("aug_device")
+    if state.step_in_epoch == 0:
+        return None
+    if saved_on in (None, gen.device.type):
+        try:
+            gen.set_state(rng["aug"])
+            return None
+        except (RuntimeError, ValueError, TypeError) as err:
+            if saved_on is not None:
+                raise checkpoint.CheckpointError(f"{path}: not a valid netspec checkpoint: a generator state "
+                                                 f"does not load ({err})") from None
+    gen.manual_seed(loop.seed_for(loop.seed_for(setup.recipe.seed, state.epoch, 2), state.step_in_epoch, 3))
+    return (f"{path.name}'s augmentation generator was saved on {saved_on or 'another device'}, not "
+            f"{gen.device.type}: reseeded from the seed, epoch and step, so the rest of epoch {state.epoch + 1} "
+            f"augments differently from the uninterrupted run")
 
 
 def set_rng_state(setter: Callable[[torch.Tensor], object], state: torch.Tensor, path: Path) -> None:
@@ -294,7 +319,7 @@ def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen
         epochs = setup.recipe.epochs
         ui.message(f"run folder {run_dir}: {setup.recipe.data}, {len(setup.data.train_y):,} train / "
                    f"{len(setup.data.test_y):,} test examples, {epochs} epoch{'s' * (epochs != 1)} on "
-                   f"{device_name(setup)}")
+                   f"{device_name(setup)}, {devices.precision_note(setup.device, setup.amp, setup.recipe.amp)}")
         if state.epoch >= epochs and state.step_in_epoch == 0 and state.history:
             ui.message(f"the run has finished its {epochs} epochs; pass --epochs N (more) to train longer")
     try:
@@ -385,14 +410,16 @@ class RunHooks(loop.Hooks):
 
     def common(self) -> dict:
         return {"recipe": self.setup.recipe.to_json(), "spec": self.prepared.spec_files.to_json(),
-                "options": self.prepared.options.to_json(), "netspec": __version__}
+                "options": self.prepared.options.to_json(), "netspec": __version__,
+                "precision": {"amp": self.setup.amp, "channels_last": self.setup.channels_last}}
 
     def save_last(self, state: loop.LoopState) -> None:
         cuda = torch.cuda.get_rng_state(self.setup.device) if self.setup.device.type == "cuda" else None
         checkpoint.save(self.run_dir / "last.pt", {
             **self.common(), "model": self.setup.model.state_dict(), "optimizer": self.setup.optimizer.state_dict(),
             "state": state.to_json(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda,
-                                              "aug": self.gen.get_state()}})
+                                              "aug": self.gen.get_state(),
+                                              "aug_device": self.gen.device.type}})
 
     def save_best(self, state: loop.LoopState, record: dict) -> None:
         weights = self.setup.model.state_dict()
