@@ -64,7 +64,7 @@ class LoopState:
     epoch: int = 0            # epochs completed
     step_in_epoch: int = 0    # batches done in the current epoch
     global_step: int = 0
-    loss_sum: float = 0.0     # this epoch so far (this rank)
+    loss_sum: float = 0.0     # this epoch so far (this rank; all ranks in a checkpoint)
     correct: float = 0.0
     count: int = 0
     examples: int = 0         # all epochs, all ranks (for examples/s)
@@ -75,6 +75,16 @@ class LoopState:
 
     def to_json(self) -> dict:
         return dict(vars(self))
+
+
+def resumed(saved: dict, info: Dist) -> LoopState:
+    """The state a checkpoint holds, as rank `info.rank` resumes it.  A mid-epoch checkpoint holds the epoch's sums
+    over all ranks (summed at the stop): rank 0 starts from them, the others from zero, so the epoch-end sum over
+    ranks counts every example once."""
+    state = LoopState(**saved)
+    if not info.is_main:
+        state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+    return state
 
 
 class Hooks:
@@ -226,6 +236,11 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
                    "loss": state.loss_sum / seen, "train_acc": state.correct / seen,
                    "lr": setup.optimizer.param_groups[0]["lr"], "examples_per_s": rate})
     if stop:
+        # The epoch's sums so far, over all ranks: rank 0 saves them, and on resume carries them on alone
+        # (`resumed`), so that the resumed epoch's totals equal an uninterrupted run's.
+        totals = torch.tensor([state.loss_sum, state.correct, state.count], dtype=torch.float64, device=setup.device)
+        loss_sum, correct, count = distributed.sum_(totals, setup.dist).tolist()
+        state.loss_sum, state.correct, state.count = loss_sum, correct, int(count)
         hooks.stop(state)
         raise Stopped()
     return time.perf_counter()

@@ -252,7 +252,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
                 shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
             prepared = prepare(shaped, spec_files, recipe, options, info)
             restore(prepared.setup, saved, run_dir / "last.pt")
-            state = loop.LoopState(**saved["state"])
+            state = loop.resumed(saved["state"], info)
             if info.is_main:
                 torn = rundir.truncate_metrics(run_dir / "metrics.jsonl", state.global_step)
                 if torn:
