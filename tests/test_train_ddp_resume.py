@@ -52,3 +52,15 @@ def test_a_resumed_ddp_epoch_counts_its_loss_and_accuracy_over_all_ranks_as_an_u
         for key in ("loss", "train_acc", "test_loss", "test_acc", "examples"):
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (key, a, b)
 
+
+def test_ddp_ranks_draw_their_own_augmentation_and_dropout_and_resume_repeats_them(ranks):
+    drawn = [read(ranks, "whole", rank)["drawn"] for rank in (0, 1)]
+    for kind in ("augment", "dropout"):
+        assert len(drawn[0][kind]) == 16 and not set(drawn[0][kind]) & set(drawn[1][kind]), kind
+    for rank in (0, 1):   # the stopped run drew steps 1-3 (before a stop), the resumed one steps 4-16
+        stopped_then_resumed = read(ranks, "resumed", rank)["drawn"]
+        assert stopped_then_resumed["dropout"] == drawn[rank]["dropout"][3:]
+        assert stopped_then_resumed["augment"] == drawn[rank]["augment"][3:]
+        whole = torch.load(ranks / f"whole{rank}.pt", weights_only=True)
+        resumed = torch.load(ranks / f"resumed{rank}.pt", weights_only=True)
+        assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-6) for k in whole), rank

@@ -99,6 +99,15 @@ def sync_buffers(model: torch.nn.Module, info: Dist) -> None:
             dist.broadcast(buffer.data, src=0)
 
 
+def gather(value: object, info: Dist) -> list | None:
+    """Every rank's `value` (small and picklable: generator states), in rank order; None in a single process."""
+    if not info.enabled:
+        return None
+    values: list = [None] * info.world
+    dist.all_gather_object(values, value)
+    return values
+
+
 def shard(indices: torch.Tensor, info: Dist) -> torch.Tensor:
     """This rank's share of an epoch's permutation: every world-th index from its rank on, after dropping the
     tail that would give ranks unequal counts (so every rank runs the same number of steps)."""

@@ -74,6 +74,8 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
         torch.set_num_threads(options.threads)
     data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
     model = build_model(shaped, recipe, options, device)
+    if info.rank:  # each rank its own dropout draws (DDP gives every rank rank 0's initial weights)
+        torch.manual_seed(loop.seed_for(recipe.seed, 0, loop.rank_salt(3, info.rank)))
     amp = recipe.amp if recipe.amp is not None else device.type == "cuda"
     channels_last = device.type == "cuda" or (amp and device.type == "cpu")
     if channels_last:
@@ -259,6 +261,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
                     ui.message(f"netspec: {torn}")
             gen = torch.Generator(device=prepared.setup.device)
             set_rng_state(gen.set_state, saved["rng"]["aug"], run_dir / "last.pt")
+            restore_rank(prepared.setup, saved["rng"], gen, state, run_dir / "last.pt")
             return execute(prepared, run_dir if info.is_main else None, state, gen, ui)
 
         return in_process_group(info, body)
@@ -274,6 +277,28 @@ def restore(setup: loop.Setup, saved: Mapping, path: Path) -> None:
     set_rng_state(torch.set_rng_state, saved["rng"]["torch"], path)
     if saved["rng"].get("cuda") is not None and setup.device.type == "cuda":
         set_rng_state(lambda state: torch.cuda.set_rng_state(state, setup.device), saved["rng"]["cuda"], path)
+
+
+def restore_rank(setup: loop.Setup, rng: Mapping, gen: torch.Generator, state: loop.LoopState, path: Path) -> None:
+    """Under DDP, this rank's own generators: saved per rank (`rng.ranks`) by a run of the same world size;
+    otherwise (a checkpoint from another world size or one process) ranks other than 0 reseed from (seed, rank,
+    step), so they still draw differently from rank 0, though not as the uninterrupted run would have."""
+    info = setup.dist
+    if not info.enabled:
+        return
+    ranks = rng.get("ranks")
+    if isinstance(ranks, list) and len(ranks) == info.world:
+        mine = ranks[info.rank]
+        if not isinstance(mine, dict) or not all(isinstance(mine.get(k), torch.Tensor) for k in ("torch", "aug")):
+            raise checkpoint.CheckpointError(f"{path}: not a valid netspec checkpoint: `rng.ranks` must hold each "
+                                             f"rank's generator states")
+        set_rng_state(torch.set_rng_state, mine["torch"], path)
+        set_rng_state(gen.set_state, mine["aug"], path)
+        if isinstance(mine.get("cuda"), torch.Tensor) and setup.device.type == "cuda":
+            set_rng_state(lambda s: torch.cuda.set_rng_state(s, setup.device), mine["cuda"], path)
+    elif info.rank:
+        torch.manual_seed(loop.seed_for(setup.recipe.seed, state.global_step, loop.rank_salt(3, info.rank)))
+        gen.manual_seed(loop.seed_for(setup.recipe.seed, state.global_step, loop.rank_salt(4, info.rank)))
 
 
 def set_rng_state(setter: Callable[[torch.Tensor], object], state: torch.Tensor, path: Path) -> None:
@@ -356,6 +381,7 @@ class RunHooks(loop.Hooks):
     def __init__(self, prepared: Prepared, run_dir: Path, gen: torch.Generator, ui: UI):
         self.prepared, self.run_dir, self.gen, self.ui = prepared, run_dir, gen, ui
         self.setup = prepared.setup
+        self.ranks: list | None = None   # every rank's generator states, for last.pt (DDP)
 
     def epoch_start(self, epoch: int, steps: int, done: int) -> None:
         self.ui.epoch_start(epoch, self.setup.recipe.epochs, steps, done)
@@ -371,6 +397,9 @@ class RunHooks(loop.Hooks):
 
     def stop(self, state: loop.LoopState) -> None:
         self.save_last(state)
+
+    def rank_states(self, states: list | None) -> None:
+        self.ranks = states
 
     def epoch_end(self, record: dict, state: loop.LoopState, best: bool) -> None:
         from netspec.train.plots import write_curves
@@ -392,7 +421,8 @@ class RunHooks(loop.Hooks):
         checkpoint.save(self.run_dir / "last.pt", {
             **self.common(), "model": self.setup.model.state_dict(), "optimizer": self.setup.optimizer.state_dict(),
             "state": state.to_json(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda,
-                                              "aug": self.gen.get_state()}})
+                                              "aug": self.gen.get_state(),
+                                              **({"ranks": self.ranks} if self.ranks else {})}})
 
     def save_best(self, state: loop.LoopState, record: dict) -> None:
         weights = self.setup.model.state_dict()
