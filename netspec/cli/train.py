@@ -116,6 +116,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
                    help="use the first N train and N test examples (default: all)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    p.add_argument("--sync-bn", action="store_true", help="under torchrun on CUDA: BatchNorm statistics over all "
+                   "processes (SyncBatchNorm; not for batchnorm impl: formula) (default: off)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
 
@@ -197,7 +199,8 @@ def check_counts(args) -> None:
 def _options(args, params: dict):
     from netspec.train.recipe import RunOptions
 
-    return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
+    return RunOptions(device=args.device, compile=args.compile, sync_bn=getattr(args, "sync_bn", False),
+                      subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
                       log_every=getattr(args, "log_every", None), threads=args.threads,
                       init_from=getattr(args, "init_from", None), max_params=args.max_params, params=params)

@@ -80,6 +80,8 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
     channels_last = device.type == "cuda" or (amp and device.type == "cpu")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if options.sync_bn:
+        model = distributed.sync_batchnorm(model, info, device)
     forward = distributed.wrap(model, info, device)
     if options.compile:
         # Static shapes: the epoch's short last batch otherwise turns the batch size dynamic for the rest of the
@@ -244,6 +246,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             recipe = replace(recipe, epochs=epochs)
             check(recipe)
         options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
+                          sync_bn=saved["options"].get("sync_bn") is True,
                           log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
         spec_files = SpecFiles.from_json(saved["spec"])
 
