@@ -13,9 +13,12 @@ import re
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130
+REPEAT_WINDOW = 2.0   # seconds in which a repeated SIGINT/SIGTERM is the same stop request (see on_sigint)
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
 OPTIMIZERS = ("sgd", "momentum", "adamw")   # equal to recipe.OPTIMIZERS etc. (a test checks); repeated here so
 SCHEDULES = ("constant", "cosine", "onecycle")  # that building the parser imports nothing heavy
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")   # as netspec.train.devices (imported here without torch)
@@ -121,6 +124,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
                    help="use the first N train and N test examples (default: all)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    p.add_argument("--sync-bn", action="store_true", help="under torchrun on CUDA: BatchNorm statistics over all "
+                   "processes (SyncBatchNorm; not for batchnorm impl: formula) (default: off)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
 
@@ -132,6 +137,7 @@ class TerminalUI:
         self.show_bar = sys.stderr.isatty() if progress is None else progress
         self.bar = None
         self.stopping = False
+        self.stopped_at = 0.0
 
     def message(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -163,11 +169,18 @@ class TerminalUI:
         return self.stopping
 
     def on_sigint(self, signum, frame) -> None:
-        if self.stopping:  # a second Ctrl-C: stop now, without waiting for the step to end
-            raise KeyboardInterrupt
-        self.stopping = True
+        """SIGINT (Ctrl-C) and SIGTERM ask for a stop at the next step; a second one aborts.  A repeat within
+        REPEAT_WINDOW seconds is the same request delivered twice, not a second Ctrl-C: under torchrun the
+        terminal's SIGINT reaches every rank, then the agent forwards it to them again."""
+        now = time.monotonic()
+        if self.stopping:
+            if now - self.stopped_at < REPEAT_WINDOW:
+                return
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without waiting for the step to end
+        self.stopping, self.stopped_at = True, now
         self.close()
-        self.message("netspec: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        if os.environ.get("RANK", "0") == "0":  # one message, not one per process
+            self.message("netspec: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
 
 def _flags(args) -> dict:
@@ -194,7 +207,8 @@ def check_counts(args) -> None:
 def _options(args, params: dict):
     from netspec.train.recipe import RunOptions
 
-    return RunOptions(device=args.device, compile=args.compile, subset=args.subset, out=getattr(args, "out", "runs"),
+    return RunOptions(device=args.device, compile=args.compile, sync_bn=getattr(args, "sync_bn", False),
+                      subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
                       log_every=getattr(args, "log_every", None), threads=args.threads,
                       init_from=getattr(args, "init_from", None), max_params=args.max_params, params=params)
@@ -249,12 +263,12 @@ def _train(args, params: dict, ui: TerminalUI) -> int:
 def _install_sigint(ui: TerminalUI):
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGINT, ui.on_sigint)
+    return {name: signal.signal(getattr(signal, name), ui.on_sigint) for name in STOP_SIGNALS}
 
 
 def _restore_sigint(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    for name, handler in (previous or {}).items():
+        signal.signal(getattr(signal, name), handler)
 
 
 def _guarded(body) -> int:

@@ -70,6 +70,24 @@ def wrap(model: torch.nn.Module, info: Dist, device: torch.device) -> torch.nn.M
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def sync_batchnorm(model: torch.nn.Module, info: Dist, device: torch.device) -> torch.nn.Module:
+    """`--sync-bn`: every nn.BatchNorm computes its batch statistics over all ranks (torch.nn.SyncBatchNorm).
+    Refused in one line where it cannot work: one process (nothing to synchronise), the CPU (torch's
+    SyncBatchNorm runs on GPUs only), and BatchNorm written from the formulas (`impl: formula`, plain tensor ops
+    that convert_sync_batchnorm cannot convert)."""
+    from netspec.train.recipe import RecipeError
+
+    if not info.enabled:
+        raise RecipeError("--sync-bn synchronises BatchNorm over DDP processes; this run is one process (start it "
+                          "with torchrun --nproc_per_node=N)")
+    if device.type != "cuda":
+        raise RecipeError(f"--sync-bn needs CUDA devices: torch's SyncBatchNorm does not run on {device.type}")
+    if any(type(m).__name__ == "FormulaBatchNorm" for m in model.modules()):
+        raise RecipeError("--sync-bn converts nn.BatchNorm layers only; this network has batchnorm `impl: formula`, "
+                          "which cannot be synchronised (use impl: torch)")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def sum_(values: torch.Tensor, info: Dist) -> torch.Tensor:
     """Element-wise sum over ranks (in place; returned for chaining)."""
     if info.enabled:
@@ -89,6 +107,15 @@ def sync_buffers(model: torch.nn.Module, info: Dist) -> None:
     if info.enabled:
         for buffer in model.buffers():
             dist.broadcast(buffer.data, src=0)
+
+
+def gather(value: object, info: Dist) -> list | None:
+    """Every rank's `value` (small and picklable: generator states), in rank order; None in a single process."""
+    if not info.enabled:
+        return None
+    values: list = [None] * info.world
+    dist.all_gather_object(values, value)
+    return values
 
 
 def shard(indices: torch.Tensor, info: Dist) -> torch.Tensor:

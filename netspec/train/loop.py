@@ -7,6 +7,8 @@
 
 Everything random is a function of the seed and the position (epoch, step), or is saved in the checkpoint (the
 global RNG for dropout, the augmentation generator mid-epoch), so a resumed run repeats the uninterrupted one.
+Under DDP each rank draws its own augmentation and dropout (the rank is folded into their seeds; rank 0 draws as
+one process does), and the checkpoint holds every rank's generators.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class LoopState:
     epoch: int = 0            # epochs completed
     step_in_epoch: int = 0    # batches done in the current epoch
     global_step: int = 0
-    loss_sum: float = 0.0     # this epoch so far (this rank)
+    loss_sum: float = 0.0     # this epoch so far (this rank; all ranks in a checkpoint)
     correct: float = 0.0
     count: int = 0
     examples: int = 0         # all epochs, all ranks (for examples/s)
@@ -75,6 +77,16 @@ class LoopState:
 
     def to_json(self) -> dict:
         return dict(vars(self))
+
+
+def resumed(saved: dict, info: Dist) -> LoopState:
+    """The state a checkpoint holds, as rank `info.rank` resumes it.  A mid-epoch checkpoint holds the epoch's sums
+    over all ranks (summed at the stop): rank 0 starts from them, the others from zero, so the epoch-end sum over
+    ranks counts every example once."""
+    state = LoopState(**saved)
+    if not info.is_main:
+        state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+    return state
 
 
 class Hooks:
@@ -89,6 +101,9 @@ class Hooks:
     def epoch_end(self, record: dict, state: LoopState, best: bool) -> None: ...
 
     def stop(self, state: LoopState) -> None: ...
+
+    def rank_states(self, states: list | None) -> None:
+        """Every rank's generator states (`rng_states`), before `stop` and `epoch_end` save; None in one process."""
 
     def stop_requested(self) -> bool:
         return False
@@ -112,6 +127,17 @@ def lr_at(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
 
 def seed_for(seed: int, epoch: int, salt: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + salt) % (2 ** 63)
+
+
+def rank_salt(salt: int, rank: int) -> int:
+    """`salt` for a rank's own generator: unchanged on rank 0 (a single process), distinct on the others."""
+    return salt + rank * 104_729
+
+
+def rng_states(setup: Setup, gen: torch.Generator) -> dict:
+    """This process's generators: the global one (dropout), CUDA's, the augmentation generator."""
+    cuda = torch.cuda.get_rng_state(setup.device) if setup.device.type == "cuda" else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "aug": gen.get_state()}
 
 
 def epoch_batches(setup: Setup, epoch: int) -> list[torch.Tensor]:
@@ -182,7 +208,7 @@ def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks
     batches = epoch_batches(setup, state.epoch)
     total = setup.recipe.epochs * len(batches)
     if state.step_in_epoch == 0:  # a fresh epoch; mid-epoch, the generator comes from the checkpoint
-        gen.manual_seed(seed_for(setup.recipe.seed, state.epoch, 2))
+        gen.manual_seed(seed_for(setup.recipe.seed, state.epoch, rank_salt(2, setup.dist.rank)))
         state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
     hooks.epoch_start(state.epoch, len(batches), state.step_in_epoch)
     sums = torch.tensor([state.loss_sum, state.correct], dtype=torch.float64, device=setup.device)
@@ -196,13 +222,13 @@ def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks
         state.global_step, state.step_in_epoch, state.count = state.global_step + 1, k + 1, state.count + len(idx)
         if k + 1 == len(batches) or state.global_step % setup.sync_every == 0 \
                 or state.global_step % setup.log_every == 0:
-            start = _sync_point(setup, state, sums, finite, start, hooks)
+            start = _sync_point(setup, state, sums, finite, start, hooks, gen)
             finite = []
-    _finish_epoch(setup, state, sums, start, hooks)
+    _finish_epoch(setup, state, sums, start, hooks, gen)
 
 
 def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list, start: float,
-                hooks: Hooks) -> float:
+                hooks: Hooks, gen: torch.Generator) -> float:
     """Checks the steps since the last sync point for non-finite losses and for a stop request (agreed by all
     ranks), updates the progress bar and the step log.  Returns the new start of the timed interval."""
     if setup.device.type == "cuda":
@@ -226,12 +252,19 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
                    "loss": state.loss_sum / seen, "train_acc": state.correct / seen,
                    "lr": setup.optimizer.param_groups[0]["lr"], "examples_per_s": rate})
     if stop:
+        # The epoch's sums so far, over all ranks: rank 0 saves them, and on resume carries them on alone
+        # (`resumed`), so that the resumed epoch's totals equal an uninterrupted run's.
+        totals = torch.tensor([state.loss_sum, state.correct, state.count], dtype=torch.float64, device=setup.device)
+        loss_sum, correct, count = distributed.sum_(totals, setup.dist).tolist()
+        state.loss_sum, state.correct, state.count = loss_sum, correct, int(count)
+        hooks.rank_states(distributed.gather(rng_states(setup, gen), setup.dist))
         hooks.stop(state)
         raise Stopped()
     return time.perf_counter()
 
 
-def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: float, hooks: Hooks) -> None:
+def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: float, hooks: Hooks,
+                  gen: torch.Generator) -> None:
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)
     state.train_time += time.perf_counter() - start
@@ -251,4 +284,5 @@ def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: flo
     best = test_acc > state.best_acc
     if best:
         state.best_acc, state.best_epoch = test_acc, state.epoch
+    hooks.rank_states(distributed.gather(rng_states(setup, gen), setup.dist))
     hooks.epoch_end(record, state, best)

@@ -57,6 +57,7 @@ class RunOptions:
 
     device: str = "auto"
     compile: bool = False
+    sync_bn: bool = False            # DDP: BatchNorm statistics over all ranks (changes what a run learns: recorded)
     subset: int | None = None
     out: str = "runs"
     data_dir: str | None = None

@@ -74,11 +74,15 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
         torch.set_num_threads(options.threads)
     data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
     model = build_model(shaped, recipe, options, device)
+    if info.rank:  # each rank its own dropout draws (DDP gives every rank rank 0's initial weights)
+        torch.manual_seed(loop.seed_for(recipe.seed, 0, loop.rank_salt(3, info.rank)))
     amp = recipe.amp if recipe.amp is not None else devices.default_amp(device)
     torch.backends.cudnn.benchmark = devices.cudnn_benchmark(device)
     channels_last = device.type == "cuda" or (amp and device.type == "cpu")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if options.sync_bn:
+        model = distributed.sync_batchnorm(model, info, device)
     forward = distributed.wrap(model, info, device)
     if options.compile:
         # Static shapes: the epoch's short last batch otherwise turns the batch size dynamic for the rest of the
@@ -243,6 +247,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             recipe = replace(recipe, epochs=epochs)
             check(recipe)
         options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
+                          sync_bn=saved["options"].get("sync_bn") is True,
                           log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
         spec_files = SpecFiles.from_json(saved["spec"])
 
@@ -253,7 +258,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
                 shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
             prepared = prepare(shaped, spec_files, recipe, options, info)
             restore(prepared.setup, saved, run_dir / "last.pt")
-            state = loop.LoopState(**saved["state"])
+            state = loop.resumed(saved["state"], info)
             if info.is_main:
                 torn = rundir.truncate_metrics(run_dir / "metrics.jsonl", state.global_step)
                 if torn:
@@ -262,6 +267,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             note = restore_aug_generator(gen, saved["rng"], prepared.setup, state, run_dir / "last.pt")
             if note and info.is_main:
                 ui.message(f"netspec: {note}")
+            restore_rank(prepared.setup, saved["rng"], gen, state, run_dir / "last.pt")
             return execute(prepared, run_dir if info.is_main else None, state, gen, ui)
 
         return in_process_group(info, body)
@@ -299,6 +305,28 @@ def restore_aug_generator(gen: torch.Generator, rng: Mapping, setup: loop.Setup,
     return (f"{path.name}'s augmentation generator was saved on {saved_on or 'another device'}, not "
             f"{gen.device.type}: reseeded from the seed, epoch and step, so the rest of epoch {state.epoch + 1} "
             f"augments differently from the uninterrupted run")
+
+
+def restore_rank(setup: loop.Setup, rng: Mapping, gen: torch.Generator, state: loop.LoopState, path: Path) -> None:
+    """Under DDP, this rank's own generators: saved per rank (`rng.ranks`) by a run of the same world size;
+    otherwise (a checkpoint from another world size or one process) ranks other than 0 reseed from (seed, rank,
+    step), so they still draw differently from rank 0, though not as the uninterrupted run would have."""
+    info = setup.dist
+    if not info.enabled:
+        return
+    ranks = rng.get("ranks")
+    if isinstance(ranks, list) and len(ranks) == info.world:
+        mine = ranks[info.rank]
+        if not isinstance(mine, dict) or not all(isinstance(mine.get(k), torch.Tensor) for k in ("torch", "aug")):
+            raise checkpoint.CheckpointError(f"{path}: not a valid netspec checkpoint: `rng.ranks` must hold each "
+                                             f"rank's generator states")
+        set_rng_state(torch.set_rng_state, mine["torch"], path)
+        set_rng_state(gen.set_state, mine["aug"], path)
+        if isinstance(mine.get("cuda"), torch.Tensor) and setup.device.type == "cuda":
+            set_rng_state(lambda s: torch.cuda.set_rng_state(s, setup.device), mine["cuda"], path)
+    elif info.rank:
+        torch.manual_seed(loop.seed_for(setup.recipe.seed, state.global_step, loop.rank_salt(3, info.rank)))
+        gen.manual_seed(loop.seed_for(setup.recipe.seed, state.global_step, loop.rank_salt(4, info.rank)))
 
 
 def set_rng_state(setter: Callable[[torch.Tensor], object], state: torch.Tensor, path: Path) -> None:
@@ -381,6 +409,7 @@ class RunHooks(loop.Hooks):
     def __init__(self, prepared: Prepared, run_dir: Path, gen: torch.Generator, ui: UI):
         self.prepared, self.run_dir, self.gen, self.ui = prepared, run_dir, gen, ui
         self.setup = prepared.setup
+        self.ranks: list | None = None   # every rank's generator states, for last.pt (DDP)
 
     def epoch_start(self, epoch: int, steps: int, done: int) -> None:
         self.ui.epoch_start(epoch, self.setup.recipe.epochs, steps, done)
@@ -396,6 +425,9 @@ class RunHooks(loop.Hooks):
 
     def stop(self, state: loop.LoopState) -> None:
         self.save_last(state)
+
+    def rank_states(self, states: list | None) -> None:
+        self.ranks = states
 
     def epoch_end(self, record: dict, state: loop.LoopState, best: bool) -> None:
         from netspec.train.plots import write_curves
@@ -419,7 +451,8 @@ class RunHooks(loop.Hooks):
             **self.common(), "model": self.setup.model.state_dict(), "optimizer": self.setup.optimizer.state_dict(),
             "state": state.to_json(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda,
                                               "aug": self.gen.get_state(),
-                                              "aug_device": self.gen.device.type}})
+                                              "aug_device": self.gen.device.type,
+                                              **({"ranks": self.ranks} if self.ranks else {})}})
 
     def save_best(self, state: loop.LoopState, record: dict) -> None:
         weights = self.setup.model.state_dict()
