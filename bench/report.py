@@ -14,8 +14,8 @@ TITLE = "# Benchmarks\n\nSpeed claims in netspec are measured side by side again
 
 def interpreter(path: str) -> str:
     """An interpreter as its venv names it (`.tvenv/bin/python`): results and docs hold no machine's paths."""
-    parts = Path(path).parts
-    return str(Path(*parts[-3:])) if len(parts) >= 3 else str(path)
+    parts = [part for part in Path(path).parts if part != Path(path).anchor]
+    return "/".join(parts[-3:])
 
 
 def update(doc: Path, results: dict) -> None:
@@ -88,7 +88,7 @@ def overhead(r: dict) -> str:
         f"twice) stray from 1 by up to {max(floor):.3f}, which is this machine's resolution"
     return "\n".join([
         "### 1. Compiled-module overhead", "",
-        f"A = the torchvision-faithful spec in `specs/imagenet/` compiled by netspec (a torch.fx GraphModule); "
+        f"A = the torchvision-faithful spec in `specs/imagenet/` compiled by netspec (a tree of modules built with torch.fx, blocks as submodules); "
         f"B = the same architecture written by hand ({first['baseline']} {r.get('torchvision') or ''}); B′ = a second B (same code, same "
         f"weights): B′/B is an A/A control, the noise floor of the measurement. B's weights are loaded into A (the "
         f"state_dict keys are identical) and both must give the same eval-mode output before anything is timed "
@@ -120,8 +120,10 @@ prints both models' torch.profiler tables):
   tensors their backward does not keep) and nothing else reads that input; a wrong case could not pass
   silently, autograd refuses to backpropagate through a saved tensor that was modified. The *ablation* row
   times A with those ReLUs switched back off.
-- **Python per node** (`getattr(self.layer1, "0")` before each module call) costs tens of microseconds per
-  forward for hundreds of nodes: below this machine's resolution.
+- **Python per block.** The compiled model nests its blocks as torchvision does (an `nn.Sequential` per chain,
+  a generated `forward` per other block), so the calls per forward match the hand-written model's; the flat
+  graph this replaced looked each module up by path before calling it (`getattr(self.layer1, "0")`). Either
+  costs tens of microseconds per forward: below this machine's resolution.
 - **Resolution.** Single ratios scatter by ±10–30 % on this shared machine; medians over dozens of rounds
   agree within 1–3 %, as the control column (B against itself) shows. VGG-11's training step is dominated by
   its 103 M-parameter classifier (a memory-bound gradient and SGD update over 0.5 GB) and gets the fewest
@@ -178,7 +180,7 @@ def scaling(r: dict, doc_dir: Path) -> str:
              "Generated specs, one YAML item per block (see `bench/scaling.py`): ResNet-style residual blocks "
              "(7 op nodes each, 16 channels) and DenseNet-style dense layers (4 op nodes each, in blocks of 10 "
              "with halving transitions, so the width stays bounded). *front* = load + validate + expand + shapes "
-             "(no torch); *compile* = shaped network → torch.fx GraphModule (module construction with PyTorch's "
+             "(no torch); *compile* = shaped network → the torch module tree (module construction with PyTorch's "
              f"weight init, fx graph, code generation). Median (min–max) of {r['repeats']} runs, seconds.", ""]
     for family, data in r["families"].items():
         parts += [f"**{family}-style**", "", "| blocks | op nodes | front s | compile s |", "|---|---|---|---|"]
