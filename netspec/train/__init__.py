@@ -1,12 +1,14 @@
 """Training: `netspec train`, `eval` and `export` (see docs/training.md).
 
     run.py         a run from start to end (`run.start`, `run.resume`)
+    restore.py     what a resume puts back: weights, optimizer, random states (each rank's under DDP)
     loop.py        the training loop: steps, evaluation, NaN and stop checks
     data.py        data sets as whole uint8 tensors; batches made on the device
     datasets.py    where data comes from: the search order, verified downloads (no torch)
     recipe.py      the recipe (spec `train:` + flags) and run options (no torch)
     checkpoint.py  atomic checkpoints, safetensors, weights loading (no pickle)
     distributed.py torchrun/DDP: process group, sharding, all-reduce
+    devices.py     which device and precision a run uses (cpu, cuda, cuda:N, mps; bf16 where native)
     rundir.py      the run folder (no torch); plots.py: curves.png
     files.py       how a run folder's files are opened: no symbolic links, atomic replaces, a lock (no torch)
     export.py      eval and export of a finished run
