@@ -1,4 +1,5 @@
-"""The network IR after expansion, and the facts the shapes pass adds to it.
+"""The network IR after expansion, and the facts the shapes pass adds to it (the parsed spec before expansion,
+the IR's first stage, is in `frontend/syntax.py`).
 
     Network          expand's result: typed `Node` records in build order, the scopes they sit in, and a
                      networkx DiGraph of the same nodes for analysis (topological order, reachability)
