@@ -1,5 +1,16 @@
-"""Item 5 — GPU benchmark, for a CUDA machine:  python bench/gpu.py  [--quick]  [--data-dir DIR]
+"""Item 5 — GPU benchmark, for a CUDA machine:  python bench/gpu.py  [--quick]  [--checks-only]  [--data-dir DIR]
 
+The one command for a GPU session with little device time (about 6-8 minutes on an H200; give it 10):
+
+    PYTHONPATH=$PWD timeout 570 python bench/gpu.py --quick --out "$OUT/gpu_results.json"
+
+0. Checks of netspec's CUDA path that only a GPU can make (bench/gpu_checks.py; under a minute or two; alone
+   with --checks-only, left out with --skip checks): `netspec train` then `netspec eval` on CUDA agree (eval runs
+   as the run trained) and the first line names the precision the compute capability implies; last.pt loads
+   on the CPU in a process that sees no GPU; cudnn.benchmark is on in a CUDA run; --device cuda:0 trains and
+   cuda:COUNT is one line, exit 2; torchrun (NCCL) trains and --sync-bn behaves as docs/training.md says; a
+   CPU run resumes on CUDA.  Each is recorded as passed (with details) or skipped with a reason; the exit
+   status is 1 when any failed.  `--device cpu --checks-only` rehearses them (tests/test_bench.py).
 1. Train-step images/s (forward, cross-entropy, backward, SGD step on synthetic batches already on the GPU) of
    the course networks at their course resolutions and batch sizes, and of the torchvision-faithful ResNet-50
    at 224 px, in three modes, side by side in one process:
@@ -320,8 +331,9 @@ def main(argv=None) -> int:
     if "checks" not in args.skip:
         import gpu_checks
 
-        results["checks"] = gpu_checks.run_checks(device, Path(tempfile.mkdtemp(prefix="netspec-gpu-checks-")),
-                                                  lambda partial: write_results(args.out, {**results, "checks": partial}))
+        work = Path(tempfile.mkdtemp(prefix="netspec-gpu-checks-"))
+        results["checks"] = gpu_checks.run_checks(
+            device, work, lambda partial: write_results(args.out, {**results, "checks": partial}))
         write_results(args.out, results)
     if "throughput" not in args.skip:
         steps = args.steps or (10 if args.quick else 30)

@@ -75,7 +75,8 @@ def check_train_eval(ctx: dict) -> dict:
     loss_diff = abs(got["test_loss"] - recorded["test_loss"])
     return {"passed": got["test_acc"] == recorded["test_acc"] and loss_diff <= 1e-5 * max(1.0, recorded["test_loss"])
             and f", {precision}" in first and got["amp"] == (precision == "bf16 autocast"),
-            "first_line": first, "expected_precision": precision, "run": {k: recorded[k] for k in ("test_acc", "test_loss")},
+            "first_line": first, "expected_precision": precision,
+            "run": {k: recorded[k] for k in ("test_acc", "test_loss")},
             "eval": {k: got[k] for k in ("test_acc", "test_loss", "device", "amp", "channels_last")},
             "loss_abs_diff": loss_diff}
 
