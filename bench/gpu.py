@@ -1,5 +1,16 @@
-"""Item 5 — GPU benchmark, for a CUDA machine:  python bench/gpu.py  [--quick]  [--data-dir DIR]
+"""Item 5 — GPU benchmark, for a CUDA machine:  python bench/gpu.py  [--quick]  [--checks-only]  [--data-dir DIR]
 
+The one command for a GPU session with little device time (about 6-8 minutes on an H200; give it 10):
+
+    PYTHONPATH=$PWD timeout 570 python bench/gpu.py --quick --out "$OUT/gpu_results.json"
+
+0. Checks of netspec's CUDA path that only a GPU can make (bench/gpu_checks.py; under a minute or two; alone
+   with --checks-only, left out with --skip checks): `netspec train` then `netspec eval` on CUDA agree (eval runs
+   as the run trained) and the first line names the precision the compute capability implies; last.pt loads
+   on the CPU in a process that sees no GPU; cudnn.benchmark is on in a CUDA run; --device cuda:0 trains and
+   cuda:COUNT is one line, exit 2; torchrun (NCCL) trains and --sync-bn behaves as docs/training.md says; a
+   CPU run resumes on CUDA.  Each is recorded as passed (with details) or skipped with a reason; the exit
+   status is 1 when any failed.  `--device cpu --checks-only` rehearses them (tests/test_bench.py).
 1. Train-step images/s (forward, cross-entropy, backward, SGD step on synthetic batches already on the GPU) of
    the course networks at their course resolutions and batch sizes, and of the torchvision-faithful ResNet-50
    at 224 px, in three modes, side by side in one process:
@@ -37,6 +48,7 @@ import torch.nn.functional as F
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
 
 import netspec  # noqa: E402
 
@@ -254,6 +266,10 @@ def accuracy(model, images, labels) -> float:
 def markdown(results: dict) -> str:
     modes = results["modes"]
     lines = [f"GPU: {results['gpu']}, torch {results['torch']}."]
+    if results.get("checks"):
+        lines.append("CUDA-path checks: " + ", ".join(
+            f"{name} {'skipped' if 'skipped' in check else 'passed' if check.get('passed') else 'FAILED'}"
+            for name, check in results["checks"].items()) + ".")
     if results["throughput"]:
         lines += ["Train-step images/s (batch as the course; synthetic data on the GPU); × = speed-up over eager.",
                   "", "| network | input | batch | " + " | ".join(modes) + " |", "|---|---|---|" + "---|" * len(modes)]
@@ -294,7 +310,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="override the fast recipe's epochs")
     parser.add_argument("--no-compile-train", action="store_true", help="train the accuracy run without compile")
     parser.add_argument("--subset", type=int, help="accuracy run on the first N train/test examples (smoke runs)")
-    parser.add_argument("--skip", choices=("throughput", "accuracy"), action="append", default=[])
+    parser.add_argument("--skip", choices=("checks", "throughput", "accuracy"), action="append", default=[])
+    parser.add_argument("--checks-only", action="store_true", help="only section 0, the CUDA path's checks")
     parser.add_argument("--out", type=Path, default=BENCH / "gpu_results.json")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -309,6 +326,15 @@ def main(argv=None) -> int:
     results = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke run)",
                "torch": torch.__version__, "modes": modes, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     write_results(args.out, results)
+    if args.checks_only:
+        args.skip += ["throughput", "accuracy"]
+    if "checks" not in args.skip:
+        import gpu_checks
+
+        work = Path(tempfile.mkdtemp(prefix="netspec-gpu-checks-"))
+        results["checks"] = gpu_checks.run_checks(
+            device, work, lambda partial: write_results(args.out, {**results, "checks": partial}))
+        write_results(args.out, results)
     if "throughput" not in args.skip:
         steps = args.steps or (10 if args.quick else 30)
         results["throughput"] = run_throughput(nets, modes, device, steps, scale,
@@ -322,7 +348,10 @@ def main(argv=None) -> int:
             "skipped: Fashion-MNIST not found (--data-dir, $NETSPEC_DATA or /usr/share/datasets/fashion-mnist)")
     write_results(args.out, results)
     print(markdown({"throughput": {}, **results}))
-    return 0
+    failed = [name for name, check in results.get("checks", {}).items() if check.get("passed") is False]
+    if failed:
+        print(f"bench/gpu.py: checks failed: {', '.join(failed)} (details in {args.out})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

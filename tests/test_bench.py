@@ -187,3 +187,25 @@ def test_the_gpu_script_writes_its_results_after_every_net_and_reports_compile_t
                             "bad": {"eager": {"error": "RuntimeError: no toolchain"}}}]
     assert out["compile_s"] == 39.0 and out["one_epoch"] is None
     assert not (tmp_path / "gpu.json.tmp").exists()
+
+
+def test_the_gpu_scripts_checks_rehearse_on_the_cpu_each_recorded_as_run_or_skipped_with_a_reason(tmp_path):
+    """`bench/gpu.py --checks-only --device cpu`: the checks a CPU can make pass, the CUDA-only ones are
+    skipped with a reason, and every check is in the JSON (the GPU session runs the same code on CUDA)."""
+    import os
+
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--device", "cpu", "--checks-only", "--out",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checks = json.loads(out.read_text())["checks"]
+    assert list(checks) == ["train_eval", "cpu_load", "cudnn_benchmark", "device_index", "torchrun",
+                            "resume_cpu_cuda"]
+    for name in ("train_eval", "cpu_load", "cudnn_benchmark"):
+        assert checks[name]["passed"] is True, checks[name]
+    for name in ("device_index", "torchrun", "resume_cpu_cuda"):
+        assert "CUDA" in checks[name]["skipped"]
+    assert checks["train_eval"]["eval"]["test_acc"] == checks["train_eval"]["run"]["test_acc"]
+    assert checks["cpu_load"]["devices"] == ["cpu"]
+    assert "throughput" not in json.loads(out.read_text())
