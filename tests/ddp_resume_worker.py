@@ -14,6 +14,8 @@ from torch import nn
 from netspec.train import loop, run
 from netspec.train.recipe import RunOptions
 
+from stopping import StopAfter
+
 phase, out, spec = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 rank = int(os.environ["RANK"])
 RECIPE = {"data": "synthetic", "epochs": 2, "batch_size": 32, "optimizer": "momentum", "lr": 0.05,
@@ -40,15 +42,6 @@ def recorded_dropout(self, x):
 
 
 loop.augment, nn.Dropout.forward = recorded_augment, recorded_dropout
-
-
-class StopAfter(run.UI):
-    def __init__(self, steps: int):
-        self.left = steps
-
-    def stop_requested(self) -> bool:
-        self.left -= 1
-        return self.left <= 0
 
 
 def options(name: str) -> RunOptions:

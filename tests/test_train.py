@@ -22,19 +22,10 @@ from netspec.cli import train as train_cli
 from netspec.train import checkpoint, data, datasets as sources, loop, recipe, run
 from netspec.train.recipe import Recipe, RecipeError, RunOptions
 
+from stopping import StopAfter
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data": "synthetic", "epochs": 2, "batch_size": 64}
-
-
-class StopAfter(run.UI):
-    """Requests a stop (as Ctrl-C does) at the `steps`-th check (one check per step on one CPU process)."""
-
-    def __init__(self, steps: int):
-        self.left = steps
-
-    def stop_requested(self) -> bool:
-        self.left -= 1
-        return self.left <= 0
 
 
 @pytest.fixture(autouse=True, scope="module")

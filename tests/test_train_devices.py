@@ -16,6 +16,8 @@ from netspec.train import checkpoint, devices, loop, run
 from netspec.train.distributed import Dist
 from netspec.train.recipe import RecipeError, RunOptions
 
+from stopping import StopAfter
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("netspec: 1\nname: tiny\ninput: [1, 8, 8]\nbody:\n  - conv: {out: 2, kernel: 3}\n  - relu\n"
         "  - global_avgpool\n  - flatten\n  - linear: {out: 10}\n")
@@ -111,18 +113,6 @@ def test_a_run_sets_cudnn_benchmark_from_its_device(tmp_path, monkeypatch):
 
 
 # ── item 1: resuming on another kind of device ────────────────────────────────────────────────────────────────
-
-class StopAfter(run.UI):
-    def __init__(self, steps: int):
-        self.left, self.messages = steps, []
-
-    def stop_requested(self) -> bool:
-        self.left -= 1
-        return self.left <= 0
-
-    def message(self, text: str) -> None:
-        self.messages.append(text)
-
 
 def test_a_checkpoint_saved_on_cuda_resumes_on_the_cpu_with_a_reseeded_generator(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)

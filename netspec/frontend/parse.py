@@ -46,9 +46,13 @@ def expect_of(raw: MDict | None) -> Expect:
                   macs=raw.get("macs"), marks=MappingProxyType({key: mark_of(raw, key) for key in raw}))
 
 
+def param_default(decl) -> object:
+    """A network param's default: the value itself, or the `default` of a `{default, type, doc}` mapping."""
+    return decl["default"] if isinstance(decl, MDict) else decl
+
+
 def param_defaults(decls: Mapping) -> dict[str, object]:
-    """Each network param's default: the value itself, or the `default` of a `{default, type, doc}` mapping."""
-    return {name: decl["default"] if isinstance(decl, MDict) else decl for name, decl in decls.items()}
+    return {name: param_default(decl) for name, decl in decls.items()}
 
 
 # ── items ─────────────────────────────────────────────────────────────────────────────────────────────────────

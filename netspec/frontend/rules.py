@@ -11,7 +11,8 @@ from typing import Iterator, Mapping
 from netspec.errors import Mark, Note, SpecError, did_you_mean
 from netspec.frontend.grammar import COMPOSITES, ITEM_NAME, ITEM_NAME_RULE, MODIFIERS, RESERVED, SEQ, is_expression
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, type_of_value
-from netspec.frontend.parse import blocks_of, children, item_kind, params_of, template_body, template_params
+from netspec.frontend.parse import (blocks_of, children, item_kind, param_default, params_of, template_body,
+                                    template_params)
 from netspec.frontend.schema import top_level_keys
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
 from netspec.ops import OPS
@@ -143,7 +144,7 @@ def resolve_params(doc: Document, overrides: Mapping[str, object]) -> tuple[dict
     values, errors = {}, []
     for name, decl in decls.items():
         declared = isinstance(decl, MDict)
-        default = decl["default"] if declared else decl
+        default = param_default(decl)
         try:
             kind = parse_type(decl["type"]) if declared and "type" in decl else type_of_value(default)
         except TypeSpecError as err:
