@@ -129,7 +129,7 @@ def test_a_malformed_set_is_one_line_and_exit_2(capsys, pair, start):
 # ── numbers out of range ──────────────────────────────────────────────────────────────────────────────────────
 
 @pytest.mark.parametrize("flags, message", [
-    (["--epochs", "-1"], "epochs must be ≥ 0, got -1"),
+    (["--epochs", "-1"], "epochs must be ≥ 1, got -1"),
     (["--batch-size", "-5"], "--batch-size must be a positive number, got -5"),
     (["--batch-size", "0"], "--batch-size must be a positive number, got 0"),
     (["--eval-batch-size", "0"], "eval_batch_size must be positive, got 0"),

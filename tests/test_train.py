@@ -105,12 +105,16 @@ def test_a_run_learns_and_fills_its_folder(finished):
     assert {"run.json", "metrics.jsonl", "curves.png", "summary.txt", "last.pt", "best.pt", "model.safetensors",
             "spec"} <= names
     assert folder.name.startswith("bn_lenet-") and folder.parent.name == "runs"
-    assert finished.history[-1]["train_acc"] > 0.5 and finished.best_acc > 0.5   # chance is 0.1
+    assert finished.history[-1]["train_acc"] > 0.5 and finished.test["test_acc"] > 0.5   # chance is 0.1
+    assert finished.best_epoch == 3 and finished.best_acc == -1      # no validation set: the last epoch is kept
     assert (folder / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     info = json.loads((folder / "run.json").read_text())
     assert info["recipe"]["optimizer"] == "momentum" and info["spec_file"] == "spec/bn_lenet.yaml"
     assert (folder / info["spec_file"]).read_text() == (ROOT / "specs" / "bn_lenet.yaml").read_text()
-    assert "test acc" in (folder / "summary.txt").read_text()
+    summary = (folder / "summary.txt").read_text()
+    assert "kept weights: the last epoch (no validation set to choose on)" in summary
+    assert f"test (kept weights, epoch 3): loss {finished.test['test_loss']:.4f}" in summary
+    assert info["selection"] == "the last epoch (no validation set to choose on)"
     if shutil.which("dot"):
         assert (folder / "diagram.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
 
@@ -122,7 +126,10 @@ def test_metrics_have_one_line_per_epoch_and_step_lines_every_n_steps(finished):
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     assert steps and all(r["step"] % 4 == 0 for r in steps)
     assert epochs[-1]["step"] == 3 * math.ceil(512 / 64)
-    assert {"loss", "train_acc", "test_acc", "examples_per_s"} <= set(epochs[0])
+    assert {"loss", "train_acc", "examples_per_s"} <= set(epochs[0])
+    # without a validation set the test set is evaluated once, after the last epoch
+    assert ["test_acc" in r for r in epochs] == [False, False, True]
+    assert records[-1]["kind"] == "test" and records[-1]["test_acc"] == epochs[-1]["test_acc"]
 
 
 def test_checkpoints_load_with_weights_only_and_hold_what_resume_needs(finished):
@@ -302,8 +309,9 @@ def test_onnx_export_works_or_names_the_missing_packages(finished, tmp_path, cap
 
 
 def test_init_from_a_run_starts_from_its_best_weights(finished, tmp_path):
-    result = run.start("bn_lenet", {**SMALL, "epochs": 0}, options(tmp_path, init_from=str(finished.run_dir)))
-    assert_same_weights(state_of(result.model), checkpoint.load(finished.run_dir / "best.pt")["model"])
+    model = run.build_model(netspec.shaped_network("bn_lenet"), Recipe(),
+                            options(tmp_path, init_from=str(finished.run_dir)), torch.device("cpu"))
+    assert_same_weights(state_of(model), checkpoint.load(finished.run_dir / "best.pt")["model"])
 
 
 def test_train_eval_and_export_are_registered_without_importing_torch():

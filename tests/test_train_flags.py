@@ -63,7 +63,7 @@ def test_device_cuda_without_cuda_is_one_line(spec, tmp_path, capsys, monkeypatc
 
 def test_resume_with_negative_epochs_is_refused(finished, capsys):
     assert main(["train", "--resume", str(finished), "--epochs", "-1", "--device", "cpu"]) == 2
-    assert one_line(capsys) == "netspec: error: epochs must be ≥ 0, got -1"
+    assert one_line(capsys) == "netspec: error: epochs must be ≥ 1, got -1"
 
 
 def refuse_writes_under(monkeypatch, folder: Path) -> None:

@@ -96,7 +96,8 @@ def test_the_run_folder_writers_replace_a_planted_link_instead_of_writing_throug
     rundir.write_json(folder / "run.json", {"a": 1})
     rundir.write_text(folder / "summary.txt", "summary\n")
     rundir.truncate_metrics(folder / "metrics.jsonl", 5)
-    write_curves(folder / "curves.png", [{"epoch": 1, "loss": 1.0, "train_acc": 0.5, "test_acc": 0.5}], "t")
+    write_curves(folder / "curves.png", [{"kind": "epoch", "epoch": 1, "step": 2, "loss": 1.0,
+                                              "train_acc": 0.5, "test_acc": 0.5, "lr": 0.1}], "t")
     checkpoint.save(folder / "last.pt", {"model": {"w": torch.ones(1)}})
     assert target.read_text() == "precious\n"
     for name in ("run.json", "summary.txt", "curves.png", "last.pt", "metrics.jsonl"):

@@ -29,7 +29,8 @@ def device_choice(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
     return text
 RECIPE_FLAGS = ("data", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
-                "warmup_epochs", "label_smoothing", "resize", "init", "augment", "eval_batch_size", "seed", "amp")
+                "warmup_epochs", "label_smoothing", "resize", "init", "augment", "eval_batch_size", "seed", "amp",
+                "val_split", "patience")
 
 
 def register(sub, add_set_flag) -> None:
@@ -43,6 +44,10 @@ def register(sub, add_set_flag) -> None:
     _recipe_flags(p)
     _run_flags(p)
     p.add_argument("--out", default="runs", metavar="DIR", help="where run folders go (default: runs)")
+    p.add_argument("--name", metavar="NAME", help="the run folder's name under --out; refused if it exists "
+                   "(default: <spec>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--test-every-epoch", action="store_true",
+                   help="evaluate the test set after every epoch (default: once, at the end, on the kept weights)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt "
                    "(default: start a new run)")
     p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors, .pt, run "
@@ -111,6 +116,11 @@ def _recipe_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, metavar="N", help="random seed " + _default("seed"))
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (default: on for CUDA, off for CPU)")
+    g.add_argument("--val-split", type=float, metavar="FRACTION",
+                   help="hold out this fraction of the training set (fixed, seeded) for validation; the best "
+                        "epoch on it is kept " + _default("val_split"))
+    g.add_argument("--patience", type=int, metavar="N",
+                   help="stop after N epochs without a better validation accuracy (0: never) " + _default("patience"))
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -156,9 +166,7 @@ class TerminalUI:
 
     def epoch_end(self, record: dict, epochs: int, device: str) -> None:
         self.close()
-        print(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f}, train acc {record['train_acc']:.3f}, "
-              f"test acc {record['test_acc']:.3f}, {record['examples_per_s']:.1f} examples/sec on {device}",
-              flush=True)
+        print(epoch_line(record, epochs, device), flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -181,6 +189,26 @@ class TerminalUI:
         self.close()
         if os.environ.get("RANK", "0") == "0":  # one message, not one per process
             self.message("netspec: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+
+def epoch_line(record: dict, epochs: int, device: str) -> str:
+    """The course's epoch line, with validation and test columns for the sets evaluated in that epoch."""
+    evaluated = "".join(f", {name} acc {record[f'{name}_acc']:.3f}" for name in ("val", "test")
+                        if f"{name}_acc" in record)
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f}, train acc {record['train_acc']:.3f}"
+            f"{evaluated}, {record['examples_per_s']:.1f} examples/sec on {device}")
+
+
+def result_line(result) -> str:
+    """What a finished run ends with: which weights were kept, and how they did on the test set."""
+    if result.best_acc >= 0:
+        kept = f"kept epoch {result.best_epoch} (best val acc {result.best_acc:.4f})"
+    else:
+        kept = f"kept the last epoch ({result.best_epoch}; no validation set to choose on)"
+    early = "; stopped early (patience)" if result.stopped_early else ""
+    test = (f"; test loss {result.test['test_loss']:.4f}, test acc {result.test['test_acc']:.4f}"
+            if result.test else "")
+    return f"{kept}{early}{test}; run folder {result.run_dir}"
 
 
 def _flags(args) -> dict:
@@ -211,7 +239,8 @@ def _options(args, params: dict):
                       subset=args.subset, out=getattr(args, "out", "runs"),
                       data_dir=args.data_dir, download=args.download, progress=args.progress,
                       log_every=getattr(args, "log_every", None), threads=args.threads,
-                      init_from=getattr(args, "init_from", None), max_params=args.max_params, params=params)
+                      init_from=getattr(args, "init_from", None), max_params=args.max_params, params=params,
+                      name=getattr(args, "name", None), test_every_epoch=getattr(args, "test_every_epoch", False))
 
 
 def passive_threads() -> None:
@@ -234,7 +263,8 @@ def cmd_train(args) -> int:
         raise UsageError(f"--resume {args.resume}: no last.pt there (give the run folder)")
     if args.resume:
         given = [n for n in RECIPE_FLAGS if n != "epochs" and getattr(args, n) is not None] + \
-                (["set"] if args.set else []) + (["init-from"] if args.init_from else [])
+                (["set"] if args.set else []) + (["init-from"] if args.init_from else []) + \
+                (["name"] if args.name else [])
         if given:
             raise UsageError(f"--resume keeps the run's recipe; only --epochs may change (got --{given[0]})")
     ui = TerminalUI(args.progress)
@@ -255,8 +285,7 @@ def _train(args, params: dict, ui: TerminalUI) -> int:
         ui.close()
         _restore_sigint(previous)
     if result.run_dir is not None and result.history:
-        print(f"best test acc {result.best_acc:.4f} (epoch {result.best_epoch}); {result.examples_per_s:.1f} "
-              f"examples/sec on {result.device}; run folder {result.run_dir}", file=sys.stderr)
+        print(result_line(result), file=sys.stderr)
     return 0
 
 

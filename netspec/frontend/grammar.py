@@ -56,7 +56,7 @@ MERGES = tuple(name for name, op in OPS.items() if takes_branches(op))
 COMPOSITES = (SEQ,) + MERGES
 TRAIN_KEYS = {
     "lr": ({"type": "number", "exclusiveMinimum": 0}, "learning rate"),
-    "epochs": ({"type": "integer", "minimum": 0}, "passes over the training set"),
+    "epochs": ({"type": "integer", "minimum": 1}, "passes over the training set"),
     "batch_size": ({"type": "integer", "minimum": 1}, "examples per step (over all processes)"),
     "resize": ({"type": ["integer", "null"], "minimum": 1}, "resize the images to this side length; null keeps them"),
     "optimizer": ({"enum": ["sgd", "momentum", "adamw"]}, "sgd (plain, as the course), momentum (0.9, Nesterov) or adamw"),
@@ -73,6 +73,11 @@ TRAIN_KEYS = {
     "eval_batch_size": ({"type": "integer", "minimum": 1}, "batch size for evaluation"),
     "seed": ({"type": "integer"}, "random seed"),
     "amp": ({"type": ["boolean", "null"]}, "bf16 autocast; null (default): on CUDA only"),
+    "val_split": ({"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                  "fraction of the training set held out for validation (fixed, seeded); best weights are chosen "
+                  "on it"),
+    "patience": ({"type": "integer", "minimum": 0},
+                 "early stopping: epochs without a better validation accuracy (0: off)"),
 }
 
 RESERVED = frozenset(COMPOSITES) | frozenset(MODIFIERS) | {"input", "output"}

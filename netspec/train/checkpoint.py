@@ -105,8 +105,10 @@ def _optimizer_problem(value: object) -> str | None:
 
 STATE_TYPES = {"epoch": _is_int, "step_in_epoch": _is_int, "global_step": _is_int, "count": _is_int,
                "examples": _is_int, "best_epoch": _is_int, "loss_sum": _is_number, "correct": _is_number,
-               "train_time": _is_number, "best_acc": _is_number, "history": lambda v: isinstance(v, list)}
-EPOCH_RECORD_KEYS = ("epoch", "loss", "train_acc", "test_acc", "examples_per_s")   # what summaries and plots use
+               "train_time": _is_number, "best_acc": _is_number, "history": lambda v: isinstance(v, list),
+               "epoch_time": _is_number, "logged_loss": _is_number, "logged_count": _is_int}
+EPOCH_RECORD_KEYS = ("epoch", "loss", "train_acc", "examples_per_s")   # what summaries and plots use
+OPTIONAL_RECORD_KEYS = ("val_loss", "val_acc", "test_loss", "test_acc")  # numbers where present
 
 
 def _state_problem(value: object) -> str | None:
@@ -118,7 +120,8 @@ def _state_problem(value: object) -> str | None:
         if not STATE_TYPES[key](item) or (_is_int(item) and item < 0):
             return f"`state.{key}` is {item!r:.60}"
     for record in value.get("history", []):
-        if not isinstance(record, dict) or not all(_is_number(record.get(k)) for k in EPOCH_RECORD_KEYS):
+        if not isinstance(record, dict) or not all(_is_number(record.get(k)) for k in EPOCH_RECORD_KEYS) \
+                or not all(_is_number(record[k]) for k in OPTIONAL_RECORD_KEYS if k in record):
             return f"`state.history` holds a record without numbers for {', '.join(EPOCH_RECORD_KEYS)}"
     return None
 

@@ -29,6 +29,7 @@ FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 4096 * 4096   # per image of a folder data set (each is resized to the network's input)
+VAL_SEED = 20240607              # the validation split's permutation: fixed, whatever the run's seed
 
 
 @dataclass(frozen=True)
@@ -37,23 +38,52 @@ class DataSet:
     classes: tuple[str, ...]
     train_x: torch.Tensor   # (N, C, H, W) uint8
     train_y: torch.Tensor   # (N,) int64
-    test_x: torch.Tensor    # (M, C, H, W) uint8
+    test_x: torch.Tensor    # (M, C, H, W) uint8; no examples when data from Python comes without a test set
     test_y: torch.Tensor    # (M,) int64
+    val_x: torch.Tensor | None = None   # a validation set (`val_split`, a folder's val/, or given from Python)
+    val_y: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
+    @property
+    def has_val(self) -> bool:
+        return self.val_y is not None
+
+    @property
+    def has_test(self) -> bool:
+        return len(self.test_y) > 0
+
     def to(self, device) -> "DataSet":
-        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
+        moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y")
+                 if getattr(self, k) is not None}
+        return replace(self, **moved)
 
     def subset(self, n: int | None) -> "DataSet":
-        """The first `n` training and the first `n` test examples (both sets are already shuffled at source)."""
+        """The first `n` training, test (and validation) examples (every set is already shuffled at source)."""
         if n is None:
             return self
+        val = {"val_x": self.val_x[:n], "val_y": self.val_y[:n]} if self.has_val else {}
         return replace(self, train_x=self.train_x[:n], train_y=self.train_y[:n],
-                       test_x=self.test_x[:n], test_y=self.test_y[:n])
+                       test_x=self.test_x[:n], test_y=self.test_y[:n], **val)
+
+    def split_val(self, fraction: float) -> "DataSet":
+        """Holds out `fraction` of the training set for validation: a fixed permutation (VAL_SEED, not the run's
+        seed, so runs with different seeds are compared on the same examples), the same on every machine."""
+        if not fraction:
+            return self
+        if self.has_val:
+            raise DataError(f"{self.name} has its own validation set (val/); drop val_split (--val-split)")
+        n = len(self.train_y)
+        held = round(n * fraction)
+        if not 1 <= held < n:
+            raise DataError(f"val_split {fraction} of {n:,} training examples holds out {held}; it must leave at "
+                            "least one for validation and one for training")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED))
+        val, train = order[:held].sort().values, order[held:].sort().values
+        return replace(self, train_x=self.train_x[train], train_y=self.train_y[train],
+                       val_x=self.train_x[val], val_y=self.train_y[val])
 
 
 def load_dataset(name: str, shape: tuple[int, int, int], data_dir: str | None = None, download: bool = True,
@@ -80,11 +110,16 @@ def load_dataset(name: str, shape: tuple[int, int, int], data_dir: str | None = 
 def checked(data: DataSet) -> DataSet:
     """DataError unless each split has examples, as many labels as images, and labels within the classes: a
     mismatch once trained silently on the shorter count, a label past the classes failed inside the loss."""
-    for split, images, labels in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+    splits = [("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)]
+    if data.has_val:
+        splits.append(("val", data.val_x, data.val_y))
+    for split, images, labels in splits:
         if len(images) != len(labels):
             raise DataError(f"{data.name}: {len(images):,} {split} images but {len(labels):,} labels; the image and "
                             "label files do not belong together")
         if not len(labels):
+            if split == "test" and data.name == "python":   # given from Python without a test set: none run
+                continue
             raise DataError(f"{data.name}: no {split} examples")
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= len(data.classes):
@@ -224,8 +259,9 @@ def _cifar_records(blob: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
 # ── image folders ─────────────────────────────────────────────────────────────────────────────────────────────
 
 def read_folder(root: Path, shape: tuple[int, int, int]) -> DataSet:
-    """`root/train/<class>/*.png` and `root/test/<class>/*` (or `val/`); with no such split, `root/<class>/*`
-    and every 10th image of each class held out for testing.  Images are resized to the network's input."""
+    """`root/train/<class>/*.png` and `root/test/<class>/*`, with `root/val/<class>/*` the validation set when
+    there is one (with train/ and val/ alone, val/ is the test set); with no such split, `root/<class>/*` and
+    every 10th image of each class held out for testing.  Images are resized to the network's input."""
     if not root.is_dir():
         raise DataError(f"folder:{root}: no such folder")
     train_dir = root / "train"
@@ -233,6 +269,9 @@ def read_folder(root: Path, shape: tuple[int, int, int]) -> DataSet:
     if train_dir.is_dir() and test_dir is not None:
         classes = _classes(train_dir)
         train, test = _images(train_dir, classes, shape), _images(test_dir, classes, shape)
+        if test_dir.name == "test" and (root / "val").is_dir():
+            val_x, val_y = _images(root / "val", classes, shape)
+            return DataSet(f"folder:{root}", classes, train[0], train[1], test[0], test[1], val_x, val_y)
     else:
         classes = _classes(root)
         every = _images(root, classes, shape)
@@ -331,8 +370,9 @@ def random_shift(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tenso
 
 
 def to_input(x: torch.Tensor, size: tuple[int, int] | None, channels_last: bool = False) -> torch.Tensor:
-    """uint8 (B, C, H, W) → float in [0, 1], resized to `size` (bilinear) when it differs."""
-    x = x.float().div_(255)
+    """uint8 (B, C, H, W) → float in [0, 1], resized to `size` (bilinear) when it differs; float images (given
+    from Python) are taken as they are."""
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=x.shape[-1] > size[-1])
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -3,7 +3,12 @@
     for each epoch: permutation (seeded by seed and epoch) → this rank's shard → batches of indices
         for each batch: gather → augment → float/resize → forward (autocast) → loss → backward → step
         every few steps: look for a non-finite loss and a stop request (one collective under DDP)
-    then: metrics summed over ranks, BatchNorm statistics from rank 0, test evaluation, hooks.epoch_end
+    then: metrics summed over ranks, BatchNorm statistics from rank 0, validation (when there is a validation
+          set), the test set (after the last epoch without validation, or every epoch when asked), hooks.epoch_end
+    until the last epoch, or `patience` epochs without a better validation accuracy (early stopping)
+
+"Best" is the epoch with the highest validation accuracy; without a validation set it is the last epoch (the
+test set is never used to choose).
 
 Everything random is a function of the seed and the position (epoch, step), or is saved in the checkpoint (the
 global RNG for dropout, the augmentation generator mid-epoch), so a resumed run repeats the uninterrupted one.
@@ -57,6 +62,7 @@ class Setup:
     dist: Dist = Dist()
     sync_every: int = 1       # steps between checks for NaN and stop requests
     log_every: int = 50
+    test_every_epoch: bool = False   # else the test set is evaluated after the last epoch only
 
 
 @dataclass
@@ -71,8 +77,11 @@ class LoopState:
     count: int = 0
     examples: int = 0         # all epochs, all ranks (for examples/s)
     train_time: float = 0.0   # seconds in training steps, all epochs (evaluation excluded, as the course)
+    epoch_time: float = 0.0   # seconds in training steps in the current epoch (its throughput)
+    logged_loss: float = 0.0  # the epoch's loss sum and count at the last `step` log line (its interval mean)
+    logged_count: int = 0
     history: list = field(default_factory=list)
-    best_acc: float = -1.0
+    best_acc: float = -1.0    # the best epoch's validation accuracy (-1: none yet, or no validation set)
     best_epoch: int = 0
 
     def to_json(self) -> dict:
@@ -86,6 +95,7 @@ def resumed(saved: dict, info: Dist) -> LoopState:
     state = LoopState(**saved)
     if not info.is_main:
         state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+        state.logged_loss, state.logged_count = 0.0, 0
     return state
 
 
@@ -154,6 +164,11 @@ def autocast(setup: Setup):
     return torch.autocast(setup.device.type, dtype=torch.bfloat16)
 
 
+def training_loss(recipe: Recipe, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss a training step minimizes (float32, whatever the autocast dtype of the logits)."""
+    return F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+
+
 def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float):
     images = setup.data.train_x[idx]                                          # (B, C, H, W) uint8
     if setup.recipe.augment:
@@ -163,16 +178,17 @@ def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float)
         group["lr"] = lr
     with autocast(setup):
         logits = setup.forward(x)                                              # (B, classes)
-    loss = F.cross_entropy(logits.float(), y, label_smoothing=setup.recipe.label_smoothing)
+    loss = training_loss(setup.recipe, logits, y)
     setup.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     setup.optimizer.step()
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
-def evaluate(setup: Setup) -> tuple[float, float, int]:
-    return evaluate_on(setup.model, setup.data.test_x, setup.data.test_y, setup.size, setup.recipe.eval_batch_size,
-                       setup.channels_last, setup.amp, setup.dist)
+def evaluate(setup: Setup, split: str = "test") -> tuple[float, float, int]:
+    images, labels = getattr(setup.data, f"{split}_x"), getattr(setup.data, f"{split}_y")
+    return evaluate_on(setup.model, images, labels, setup.size, setup.recipe.eval_batch_size, setup.channels_last,
+                       setup.amp, setup.dist)
 
 
 @torch.no_grad()
@@ -199,9 +215,15 @@ def evaluate_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, si
 def run(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks) -> LoopState:
     """Trains from `state` to the recipe's last epoch; raises NonFiniteLoss or Stopped."""
     setup.forward.train()
-    while state.epoch < setup.recipe.epochs:
+    while state.epoch < setup.recipe.epochs and not stops_early(setup.recipe, state):
         run_epoch(setup, state, gen, hooks)
     return state
+
+
+def stops_early(recipe: Recipe, state: LoopState) -> bool:
+    """`patience` epochs have passed without a better validation accuracy (a function of the state, so a resumed
+    run stops where the uninterrupted one did)."""
+    return bool(recipe.patience) and state.best_epoch > 0 and state.epoch - state.best_epoch >= recipe.patience
 
 
 def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks) -> None:
@@ -210,6 +232,7 @@ def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks
     if state.step_in_epoch == 0:  # a fresh epoch; mid-epoch, the generator comes from the checkpoint
         gen.manual_seed(seed_for(setup.recipe.seed, state.epoch, rank_salt(2, setup.dist.rank)))
         state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
+        state.logged_loss, state.logged_count, state.epoch_time = 0.0, 0, 0.0
     hooks.epoch_start(state.epoch, len(batches), state.step_in_epoch)
     sums = torch.tensor([state.loss_sum, state.correct], dtype=torch.float64, device=setup.device)
     finite: list[torch.Tensor] = []
@@ -235,6 +258,7 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
         torch.cuda.synchronize(setup.device)
     now = time.perf_counter()
     state.train_time += now - start
+    state.epoch_time += now - start
     ok = torch.stack(finite)
     first_bad = int((~ok).nonzero()[0]) if not bool(ok.all()) else -1
     bad_step = state.global_step - len(finite) + first_bad + 1 if first_bad >= 0 else 0
@@ -245,12 +269,15 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
         steps_per_epoch = len(epoch_batches(setup, state.epoch))
         raise NonFiniteLoss(bad_step, state.epoch + 1, bad_step - state.epoch * steps_per_epoch)
     seen = max(state.count, 1)
-    rate = (state.examples + state.count * setup.dist.world) / max(state.train_time, 1e-9)
+    rate = state.count * setup.dist.world / max(state.epoch_time, 1e-9)     # this epoch's, not a running average
     hooks.progress(state.step_in_epoch, state.loss_sum / seen, state.correct / seen, rate)
     if state.global_step % setup.log_every == 0:
+        interval = max(state.count - state.logged_count, 1)
         hooks.log({"kind": "step", "epoch": state.epoch + 1, "step": state.global_step,
                    "loss": state.loss_sum / seen, "train_acc": state.correct / seen,
+                   "step_loss": (state.loss_sum - state.logged_loss) / interval,
                    "lr": setup.optimizer.param_groups[0]["lr"], "examples_per_s": rate})
+        state.logged_loss, state.logged_count = state.loss_sum, state.count
     if stop:
         # The epoch's sums so far, over all ranks: rank 0 saves them, and on resume carries them on alone
         # (`resumed`), so that the resumed epoch's totals equal an uninterrupted run's.
@@ -268,21 +295,27 @@ def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: flo
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)
     state.train_time += time.perf_counter() - start
+    state.epoch_time += time.perf_counter() - start
     counts = torch.tensor([*sums.tolist(), state.count], dtype=torch.float64, device=setup.device)
     loss_sum, correct, count = distributed.sum_(counts, setup.dist).tolist()
     state.examples += int(count)
     distributed.sync_buffers(setup.model, setup.dist)
-    test_loss, test_acc, _ = evaluate(setup)
+    record = {"kind": "epoch", "epoch": state.epoch + 1, "step": state.global_step, "loss": loss_sum / max(count, 1),
+              "train_acc": correct / max(count, 1)}
+    if setup.data.has_val:
+        record["val_loss"], record["val_acc"], _ = evaluate(setup, "val")
+    last = state.epoch + 1 == setup.recipe.epochs
+    if setup.data.has_test and (setup.test_every_epoch or (last and not setup.data.has_val)):
+        record["test_loss"], record["test_acc"], _ = evaluate(setup, "test")
+    record.update({"lr": setup.optimizer.param_groups[0]["lr"], "examples": int(count),
+                   "examples_per_s": count / max(state.epoch_time, 1e-9), "train_time": state.train_time})
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
-    record = {"kind": "epoch", "epoch": state.epoch, "step": state.global_step, "loss": loss_sum / max(count, 1),
-              "train_acc": correct / max(count, 1), "test_loss": test_loss, "test_acc": test_acc,
-              "lr": setup.optimizer.param_groups[0]["lr"], "examples": int(count),
-              "examples_per_s": state.examples / state.train_time,
-              "train_time": state.train_time}
+    state.logged_loss, state.logged_count, state.epoch_time = 0.0, 0, 0.0
     state.history.append(record)
-    best = test_acc > state.best_acc
+    # Chosen on validation; without a validation set the last epoch is kept (never chosen on the test set).
+    best = record["val_acc"] > state.best_acc if setup.data.has_val else True
     if best:
-        state.best_acc, state.best_epoch = test_acc, state.epoch
+        state.best_acc, state.best_epoch = record.get("val_acc", -1.0), state.epoch
     hooks.rank_states(distributed.gather(rng_states(setup, gen), setup.dist))
     hooks.epoch_end(record, state, best)

@@ -16,6 +16,7 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 INITS = ("xavier", "default")
 AUGMENTS = ("flip", "crop")
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # plus folder:PATH
+PYTHON_DATA = "python"    # data handed over from Python (netspec.train(train_data=…)); not a CLI choice
 MAX_COUNT = 2**31 - 1     # batch sizes, epochs, sizes: far above any real run, far below torch's int64 limits
 MAX_SEED = 2**63 - 1      # torch.manual_seed takes a 64-bit number
 
@@ -44,6 +45,8 @@ class Recipe:
     eval_batch_size: int = 1024
     seed: int = 0
     amp: bool | None = None      # None: bf16 autocast on CUDA only
+    val_split: float = 0.0       # fraction of the training set held out for validation (fixed, seeded); 0: none
+    patience: int = 0            # early stopping: epochs without a better validation accuracy; 0: off
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -69,6 +72,8 @@ class RunOptions:
     init_from: str | None = None
     max_params: int | None = None    # the most parameters to build (netspec.backends.limits); None: the default
     params: Mapping[str, object] = field(default_factory=dict)   # --set overrides of the spec's params
+    name: str | None = None          # the run folder's name under `out`; None: <spec>-<timestamp>
+    test_every_epoch: bool = False   # evaluate the test set after every epoch, not only once at the end
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -113,14 +118,21 @@ def check(recipe: Recipe) -> None:
     for name in recipe.augment:
         if name not in AUGMENTS:
             raise RecipeError(f"unknown augmentation `{name}`; choose from {', '.join(AUGMENTS)}")
-    if recipe.data not in DATASETS and not recipe.data.startswith("folder:"):
+    if recipe.data not in DATASETS + (PYTHON_DATA,) and not recipe.data.startswith("folder:"):
         raise RecipeError(f"unknown data set `{recipe.data}`; choose one of {', '.join(DATASETS)} or folder:PATH")
     positive = {"lr": recipe.lr, "batch_size": recipe.batch_size, "eval_batch_size": recipe.eval_batch_size}
     for name, value in positive.items():
         if not 0 < value < math.inf:
             raise RecipeError(f"{name} must be positive, got {value}")
-    if recipe.epochs < 0:
-        raise RecipeError(f"epochs must be ≥ 0, got {recipe.epochs}")
+    if recipe.epochs < 1:  # 0 epochs left a run folder without checkpoints or results
+        raise RecipeError(f"epochs must be ≥ 1, got {recipe.epochs}")
+    if not 0 <= recipe.val_split < 1:
+        raise RecipeError(f"val_split must be a fraction in [0, 1), got {recipe.val_split}")
+    if recipe.patience < 0:
+        raise RecipeError(f"patience must be ≥ 0 (0: no early stopping), got {recipe.patience}")
+    if recipe.patience and not recipe.val_split and not recipe.data.startswith(("folder:", "python")):
+        raise RecipeError("patience stops on the validation accuracy; this run has no validation split "
+                          "(add --val-split FRACTION)")
     # Whole numbers past these failed inside torch (an int64 overflow) with an internal error.
     for name in ("batch_size", "eval_batch_size", "epochs"):
         if getattr(recipe, name) > MAX_COUNT:

@@ -31,11 +31,13 @@ from netspec.train.rundir import SpecFiles
 class Result:
     run_dir: Path | None
     history: tuple[dict, ...]
-    best_acc: float
-    best_epoch: int
+    best_acc: float                   # the kept epoch's validation accuracy (-1 without a validation set)
+    best_epoch: int                   # the kept epoch: best on validation, else the last
     examples_per_s: float
     device: str
-    model: nn.Module | None = None    # the trained network (on its device), for library use and tests
+    model: nn.Module | None = None    # the trained network (on its device) with the kept weights
+    test: dict | None = None          # {"test_loss", "test_acc", "epoch", …}: the kept weights on the test set
+    stopped_early: bool = False       # `patience` ended the run before its last epoch
 
 
 class UI:
@@ -66,14 +68,15 @@ class Prepared:
 # ── building ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, options: RunOptions,
-            info: Dist) -> Prepared:
+            info: Dist, given: DataSet | None = None) -> Prepared:
+    """`given`: data handed over from Python (netspec.train(train_data=…)), else the recipe's data set."""
     shape = tuple(shaped.network.input_shape)
     size = input_size(shape, recipe)
     device = distributed.pick_device(options.device, info)
     distributed.init(info, device)
     if options.threads and device.type == "cpu":
         torch.set_num_threads(options.threads)
-    data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
+    data = checked_data(recipe, options, shape, tuple(shaped.output_shape), given).to(device)
     model = build_model(shaped, recipe, options, device)
     if info.rank:  # each rank its own dropout draws (DDP gives every rank rank 0's initial weights)
         torch.manual_seed(loop.seed_for(recipe.seed, 0, loop.rank_salt(3, info.rank)))
@@ -92,7 +95,8 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
     if recipe.batch_size % info.world:
         raise RecipeError(f"batch size {recipe.batch_size} does not split over {info.world} processes")
     setup = loop.Setup(model, forward, make_optimizer(model, recipe), data, recipe, device, size, channels_last,
-                       amp, info, sync_every=sync_every(device, info), log_every=options.log_every)
+                       amp, info, sync_every=sync_every(device, info), log_every=options.log_every,
+                       test_every_epoch=options.test_every_epoch)
     return Prepared(setup, spec_files, shaped, options)
 
 
@@ -107,8 +111,13 @@ def input_size(shape: tuple, recipe: Recipe) -> tuple[int, int]:
     return height, width
 
 
-def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tuple) -> DataSet:
-    data = load_dataset(recipe.data, shape, options.data_dir, options.download).subset(options.subset)
+def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tuple,
+                 given: DataSet | None = None) -> DataSet:
+    data = given if given is not None else load_dataset(recipe.data, shape, options.data_dir, options.download)
+    data = data.subset(options.subset).split_val(recipe.val_split)
+    if recipe.patience and not data.has_val:
+        raise RecipeError("patience stops on the validation accuracy; this run has no validation set (add "
+                          "--val-split FRACTION)")
     channels = data.image_shape[0]
     if channels != shape[0]:
         raise RecipeError(f"{data.name} images have {channels} channel(s) but the network takes {shape[0]}; "
@@ -116,9 +125,9 @@ def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tupl
     if len(output) != 1:
         raise RecipeError(f"train fits image classifiers: the network must output [classes], but this one outputs "
                           f"{list(output)} (one value per pixel, or per position, has no label in {data.name})")
-    if output[0] < len(data.classes):
+    if output[0] != len(data.classes):  # more outputs than classes trained silently on classes that never occur
         raise RecipeError(f"{data.name} has {len(data.classes)} classes but the network outputs {list(output)}; "
-                          f"e.g. `--set num_classes={len(data.classes)}`")
+                          f"they must be equal, e.g. `--set num_classes={len(data.classes)}`")
     return data
 
 
@@ -175,10 +184,14 @@ DEFAULT_LOG_EVERY = 50   # steps between `step` lines in metrics.jsonl
 AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
 
 
-def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None) -> Result:
+def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | None = None,
+          data: DataSet | None = None) -> Result:
+    """`data`: a data set handed over from Python (its recipe's `data` is then `python`)."""
     from netspec import pipeline
 
     info = distributed.from_env()
+    if options.name is not None:
+        rundir.check_run_name(options.name)
     with read_once(spec) as ref:
         documents = pipeline.read(ref)
         spec_files = rundir.spec_files_of(documents, options.params)
@@ -187,10 +200,10 @@ def start(spec: str, flags: Mapping[str, object], options: RunOptions, ui: UI | 
     options = replace(options, log_every=options.log_every or DEFAULT_LOG_EVERY)
 
     def body() -> Result:
-        prepared = prepare(shaped, spec_files, recipe, options, info)
+        prepared = prepare(shaped, spec_files, recipe, options, info, data)
         if not info.is_main:
             return execute(prepared, None, loop.LoopState(), None, ui or UI())
-        run_dir = rundir.create(Path(options.out), shaped.name)
+        run_dir = rundir.create(Path(options.out), shaped.name, options.name)
         with files.locked(run_dir):
             write_start(run_dir, prepared)
             return execute(prepared, run_dir, loop.LoopState(), None, ui or UI())
@@ -234,7 +247,9 @@ def in_process_group(info: Dist, body: Callable[[], Result]) -> Result:
 RESUME_NEEDS = ("model", "optimizer", "state", "rng", "recipe", "spec", "options")  # what save_last writes
 
 
-def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None = None) -> Result:
+def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None = None,
+           data: DataSet | None = None) -> Result:
+    """Continues the run in `run_dir`; `data`: for a run whose data was handed over from Python, the same again."""
     info = distributed.from_env()
     run_dir = Path(run_dir)
     ui = ui or UI()
@@ -249,6 +264,7 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
             check(recipe)
         options = replace(options, subset=saved["options"].get("subset"), params=saved["spec"].get("params", {}),
                           sync_bn=saved["options"].get("sync_bn") is True,
+                          test_every_epoch=options.test_every_epoch or saved["options"].get("test_every_epoch") is True,
                           log_every=options.log_every or saved["options"].get("log_every") or DEFAULT_LOG_EVERY)
         spec_files = SpecFiles.from_json(saved["spec"])
 
@@ -257,13 +273,9 @@ def resume(run_dir: Path, options: RunOptions, epochs: int | None, ui: UI | None
 
             with tempfile.TemporaryDirectory(prefix="netspec-spec-") as folder:
                 shaped = shaped_network(spec_files.write(Path(folder)), spec_files.params)
-            prepared = prepare(shaped, spec_files, recipe, options, info)
+            prepared = prepare(shaped, spec_files, recipe, options, info, data)
             restore(prepared.setup, saved, run_dir / "last.pt")
             state = loop.resumed(saved["state"], info)
-            if info.is_main:
-                torn = rundir.truncate_metrics(run_dir / "metrics.jsonl", state.global_step)
-                if torn:
-                    ui.message(f"netspec: {torn}")
             gen = torch.Generator(device=prepared.setup.device)
             note = restore_aug_generator(gen, saved["rng"], prepared.setup, state, run_dir / "last.pt")
             if note and info.is_main:
@@ -279,24 +291,55 @@ def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen
     setup = prepared.setup
     if gen is None:
         gen = torch.Generator(device=setup.device)
-    hooks = RunHooks(prepared, run_dir, gen, ui) if run_dir is not None else loop.Hooks()
+    hooks = RunHooks(prepared, run_dir, gen, ui, state) if run_dir is not None else loop.Hooks()
     if run_dir is not None:
         epochs = setup.recipe.epochs
-        ui.message(f"run folder {run_dir}: {setup.recipe.data}, {len(setup.data.train_y):,} train / "
+        val = f"{len(setup.data.val_y):,} validation / " if setup.data.has_val else ""
+        ui.message(f"run folder {run_dir}: {setup.data.name}, {len(setup.data.train_y):,} train / {val}"
                    f"{len(setup.data.test_y):,} test examples, {epochs} epoch{'s' * (epochs != 1)} on "
                    f"{device_name(setup)}, {devices.precision_note(setup.device, setup.amp, setup.recipe.amp)}")
+        for note in hooks.notes():
+            ui.message(f"netspec: {note}")
         if state.epoch >= epochs and state.step_in_epoch == 0 and state.history:
             ui.message(f"the run has finished its {epochs} epochs; pass --epochs N (more) to train longer")
+    test = None
     try:
         loop.run(setup, state, gen, hooks)
+        if isinstance(hooks, RunHooks):
+            test = final_test(prepared, state, hooks.run_dir)
+            if test is not None:
+                hooks.log(test)
+                hooks.draw_curves()
     except (loop.NonFiniteLoss, loop.Stopped) as err:
         err.run_dir, err.saved_epoch = run_dir, state.epoch  # for the message: where the checkpoint is
         raise
+    finally:
+        if isinstance(hooks, RunHooks):
+            hooks.close()
+    early = loop.stops_early(setup.recipe, state) and state.epoch < setup.recipe.epochs
     if run_dir is not None:
-        write_end(run_dir, prepared, state)
+        write_end(run_dir, prepared, state, test, early)
     rate = state.examples / state.train_time if state.train_time else 0.0
     return Result(run_dir, tuple(state.history), state.best_acc, state.best_epoch, rate, device_name(setup),
-                  setup.model)
+                  setup.model, test, early)
+
+
+def final_test(prepared: Prepared, state: loop.LoopState, run_dir: Path) -> dict | None:
+    """The kept weights on the test set, once, at the end (rank 0): from the kept epoch's record when it was
+    evaluated then, else by loading best.pt into the model (so the model returned holds the kept weights)."""
+    setup = prepared.setup
+    if not setup.data.has_test or not state.history:
+        return None
+    kept = next(r for r in state.history if r["epoch"] == state.best_epoch)
+    base = {"kind": "test", "epoch": kept["epoch"], "step": state.global_step}
+    if "test_acc" in kept:
+        return {**base, "test_loss": kept["test_loss"], "test_acc": kept["test_acc"],
+                "examples": len(setup.data.test_y)}
+    if state.best_epoch != state.epoch:
+        checkpoint.load_into(setup.model, checkpoint.load(run_dir / "best.pt")["model"], str(run_dir / "best.pt"))
+    loss, acc, count = loop.evaluate_on(setup.model, setup.data.test_x, setup.data.test_y, setup.size,
+                                        setup.recipe.eval_batch_size, setup.channels_last, setup.amp)
+    return {**base, "test_loss": loss, "test_acc": acc, "examples": count}
 
 
 def device_name(setup: loop.Setup) -> str:
@@ -315,38 +358,67 @@ def write_start(run_dir: Path, prepared: Prepared) -> None:
         "options": prepared.options.to_json(), "argv": sys.argv, "netspec": __version__,
         "torch": torch.__version__, "device": device_name(setup), "world_size": setup.dist.world,
         "amp": setup.amp, "channels_last": setup.channels_last,
-        "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y)}})
+        "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y),
+                 "val": len(setup.data.val_y) if setup.data.has_val else 0},
+        "selection": selection(setup)})
     rundir.write_text(run_dir / "summary.txt", summary_text(prepared, None))
     rundir.write_diagram(prepared.shaped, run_dir / "diagram.svg")
 
 
-def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState) -> None:
-    rundir.write_text(run_dir / "summary.txt", summary_text(prepared, state))
+def selection(setup: loop.Setup) -> str:
+    """How the kept weights (best.pt, model.safetensors) are chosen, as run.json and summary.txt say it."""
+    if setup.data.has_val:
+        return "the epoch with the best validation accuracy"
+    return "the last epoch (no validation set to choose on)"
 
 
-def summary_text(prepared: Prepared, state: loop.LoopState | None) -> str:
+def write_end(run_dir: Path, prepared: Prepared, state: loop.LoopState, test: dict | None = None,
+              early: bool = False) -> None:
+    rundir.write_text(run_dir / "summary.txt", summary_text(prepared, state, test, early))
+
+
+def summary_text(prepared: Prepared, state: loop.LoopState | None, test: dict | None = None,
+                 early: bool = False) -> str:
     from netspec.backends.summary import render_table, summarize
 
     recipe = prepared.setup.recipe
     lines = [render_table(summarize(prepared.shaped, None)), "", "recipe: " + ", ".join(
-        f"{k}={v}" for k, v in recipe.to_json().items())]
+        f"{k}={v}" for k, v in recipe.to_json().items()), f"kept weights: {selection(prepared.setup)}"]
     if state is not None and state.history:
         last = state.history[-1]
-        lines += ["", f"after {last['epoch']} epochs: loss {last['loss']:.3f}, train acc {last['train_acc']:.3f}, "
-                      f"test acc {last['test_acc']:.3f}, {last['examples_per_s']:.1f} examples/sec on "
-                      f"{device_name(prepared.setup)}",
-                  f"best test acc {state.best_acc:.4f} at epoch {state.best_epoch}; "
-                  f"training time {state.train_time:.1f} s (evaluation excluded)"]
+        val = f", val acc {last['val_acc']:.3f}" if "val_acc" in last else ""
+        lines += ["", f"after {last['epoch']} epochs{' (stopped early: patience)' if early else ''}: loss "
+                      f"{last['loss']:.3f}, train acc {last['train_acc']:.3f}{val}, {last['examples_per_s']:.1f} "
+                      f"examples/sec on {device_name(prepared.setup)}",
+                  f"kept epoch {state.best_epoch}" + (f" (val acc {state.best_acc:.4f})" if state.best_acc >= 0
+                                                       else "") +
+                  f"; training time {state.train_time:.1f} s (evaluation excluded)"]
+        if test is not None:
+            lines.append(f"test (kept weights, epoch {test['epoch']}): loss {test['test_loss']:.4f}, "
+                         f"acc {test['test_acc']:.4f} on {test['examples']:,} examples")
     return "\n".join(lines) + "\n"
 
 
 class RunHooks(loop.Hooks):
     """Rank 0's side of the loop: metrics, checkpoints, curves, and the UI."""
 
-    def __init__(self, prepared: Prepared, run_dir: Path, gen: torch.Generator, ui: UI):
+    def __init__(self, prepared: Prepared, run_dir: Path, gen: torch.Generator, ui: UI, state: loop.LoopState):
+        from netspec.train.loggers import MetricLog
+
         self.prepared, self.run_dir, self.gen, self.ui = prepared, run_dir, gen, ui
         self.setup = prepared.setup
         self.ranks: list | None = None   # every rank's generator states, for last.pt (DDP)
+        resumed = state.global_step > 0 or bool(state.history)
+        self.metrics = MetricLog(run_dir, state.global_step if resumed else None)
+
+    def notes(self) -> list[str]:
+        from netspec.train.loggers import TENSORBOARD_MISSING
+
+        notes = [self.metrics.note] if self.metrics.note else []
+        return notes + ([TENSORBOARD_MISSING] if self.metrics.tensorboard is None else [])
+
+    def close(self) -> None:
+        self.metrics.close()
 
     def epoch_start(self, epoch: int, steps: int, done: int) -> None:
         self.ui.epoch_start(epoch, self.setup.recipe.epochs, steps, done)
@@ -355,7 +427,7 @@ class RunHooks(loop.Hooks):
         self.ui.progress(steps, loss, acc, examples_per_s)
 
     def log(self, record: dict) -> None:
-        rundir.append_metric(self.run_dir / "metrics.jsonl", record)
+        self.metrics.log(record)
 
     def stop_requested(self) -> bool:
         return self.ui.stop_requested()
@@ -367,14 +439,17 @@ class RunHooks(loop.Hooks):
         self.ranks = states
 
     def epoch_end(self, record: dict, state: loop.LoopState, best: bool) -> None:
-        from netspec.train.plots import write_curves
-
         self.log(record)
         self.ui.epoch_end(record, self.setup.recipe.epochs, device_name(self.setup))
         if best:  # before last.pt, which records the best epoch: a best.pt that failed to write is never claimed
             self.save_best(state, record)
         self.save_last(state)
-        write_curves(self.run_dir / "curves.png", state.history, f"{self.prepared.shaped.name} on "
+        self.draw_curves()
+
+    def draw_curves(self) -> None:
+        from netspec.train.plots import write_curves
+
+        write_curves(self.run_dir / "curves.png", self.metrics.records, f"{self.prepared.shaped.name} on "
                      f"{self.setup.data.name}")
 
     def common(self) -> dict:
@@ -395,5 +470,5 @@ class RunHooks(loop.Hooks):
         weights = self.setup.model.state_dict()
         checkpoint.save(self.run_dir / "best.pt", {**self.common(), "model": weights, "state": state.to_json()})
         checkpoint.save_safetensors(self.run_dir / "model.safetensors", weights, {
-            "spec": self.prepared.shaped.name, "epoch": record["epoch"],
-            "test_acc": f"{record['test_acc']:.4f}", "params": dict(self.prepared.spec_files.params)})
+            "spec": self.prepared.shaped.name, "epoch": record["epoch"], "params": dict(self.prepared.spec_files.params),
+            **{key: f"{record[key]:.4f}" for key in ("val_acc", "test_acc") if key in record}})

@@ -2,11 +2,12 @@
 
     spec/…            the spec file and the block libraries it imports, as read (a run rebuilds from these)
     run.json          spec name, params, recipe, options, command line, versions, device, world size
-    metrics.jsonl     one JSON object per line: {"kind": "step" | "epoch", …}
-    curves.png        train loss, train acc and test acc per epoch
-    summary.txt       the network's table, the recipe and the results
+    metrics.jsonl     one JSON object per line: {"kind": "step" | "epoch" | "test", …}; metrics.csv the same
+    tensorboard/      TensorBoard event files, when the `tensorboard` package is installed
+    curves.png        loss (step-level and per epoch), accuracy and learning rate (netspec.train.plots)
+    summary.txt       the network's table, the recipe, how the kept epoch was chosen and the results
     diagram.svg       when Graphviz's `dot` is installed
-    last.pt, best.pt  checkpoints (atomic); model.safetensors: the best weights
+    last.pt, best.pt  checkpoints (atomic); model.safetensors: the kept weights (best on validation, else last)
 """
 
 from __future__ import annotations
@@ -93,13 +94,29 @@ def spec_files_of(documents: list[Document], params: Mapping[str, object]) -> Sp
     return SpecFiles(str(documents[0].path.relative_to(base)), files, dict(params))
 
 
-def create(root: Path, name: str) -> Path:
-    """A new, empty run folder.  `mkdir` without exist_ok is atomic, so two runs started in the same second
-    get `name-TIME` and `name-TIME-2` instead of sharing one.  RunDirError when `root` cannot hold one."""
+def check_run_name(name: str) -> None:
+    """RunDirRefused unless `name` is one plain folder name (it must not leave `--out`)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+        raise files.RunDirRefused(f"--name {name!r}: a run name is one folder name (no `/`, not `.` or `..`, at most "
+                             "200 characters)")
+
+
+def create(root: Path, name: str, exact: str | None = None) -> Path:
+    """A new, empty run folder: `root/exact` (RunDirRefused when it exists), or `name-TIME`.  `mkdir` without
+    exist_ok is atomic, so two runs started in the same second get `name-TIME` and `name-TIME-2` instead of
+    sharing one.  RunDirError when `root` cannot hold one."""
     root = Path(root)
     base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         root.mkdir(parents=True, exist_ok=True)
+        if exact is not None:
+            check_run_name(exact)
+            try:
+                (root / exact).mkdir()
+            except FileExistsError:
+                raise files.RunDirRefused(f"run folder {root / exact} exists; choose another --name, or continue "
+                                          f"it with --resume {root / exact}") from None
+            return root / exact
         for attempt in range(1, 10_000):
             path = root / (base if attempt == 1 else f"{base}-{attempt}")
             try:
@@ -144,13 +161,15 @@ def read_metrics(path: Path) -> tuple[list[dict], str | None]:
     return records, torn
 
 
-def truncate_metrics(path: Path, step: int) -> str | None:
-    """On resume: drops lines logged after the checkpoint's step, which the resumed run logs again, and a torn
-    last line (returns the note saying so)."""
+def truncate_metrics(path: Path, step: int) -> tuple[list[dict], str | None]:
+    """On resume: drops lines logged after the checkpoint's step, which the resumed run logs again, the final
+    test line (the resumed run ends with its own), and a torn last line.  Returns the records kept and the note
+    on a torn line."""
     records, torn = read_metrics(path)
-    kept = [r for r in records if isinstance(r.get("step", 0), int) and r.get("step", 0) <= step]
+    kept = [r for r in records if isinstance(r.get("step", 0), int) and r.get("step", 0) <= step
+            and r.get("kind") != "test"]
     files.write_file(path, "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
-    return torn
+    return kept, torn
 
 
 def write_diagram(shaped: ShapedNetwork, out: Path) -> Path | None:
