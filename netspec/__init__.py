@@ -4,6 +4,7 @@
     model = netspec.load("googlenet")            # a torch.nn.Module built with torch.fx, its blocks as submodules
     netspec.summary("specs/resnet18.yaml")        # rows and totals, without importing torch
     shaped = netspec.shaped_network("googlenet")  # the IR every command starts from (netspec.ir)
+    result = netspec.train("bn_lenet", epochs=2)  # a training run (netspec.train.api), on your data too
 
 `load`, `summary`, `draw` and `emit_python` take a spec (a file or a built-in name) or an already shaped
 network, which is then not parsed again.  Only `load`, `emit_python` and `load_weights` import torch (lazily).
@@ -18,10 +19,11 @@ from netspec.backends.limits import ModelTooLarge
 from netspec.errors import Mark, SpecError, SpecErrors
 from netspec.ir import ShapedNetwork
 from netspec.pipeline import load_spec, shaped_network
+from netspec import train  # the package is callable: netspec.train(spec, train_data=…, …) (no torch at import)
 
 __version__ = "0.1.0"
 __all__ = ["load", "load_spec", "shaped_network", "ShapedNetwork", "validate", "summary", "draw", "emit_python",
-           "load_weights", "Mark", "SpecError", "SpecErrors", "ModelTooLarge"]
+           "load_weights", "train", "Mark", "SpecError", "SpecErrors", "ModelTooLarge"]
 Spec = Union[str, Path, ShapedNetwork]  # a spec file, a built-in name, or an already shaped network
 
 

@@ -58,13 +58,18 @@ def register(sub, add_set_flag) -> None:
     add_max_params_flag(p)
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("eval", help="test loss and accuracy of a run folder or checkpoint")
+    p = sub.add_parser("eval", help="test loss, top-1/top-5, per-class accuracy and confusion matrix of a run",
+                       description="Evaluates a run's kept weights on its data set's test split; writes "
+                                   "confusion.png and confusion.json beside the checkpoint (or into --out).")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--data", help="another data set than the run's, with the same image shape (default: the run's)")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="examples per evaluation batch (default: the run's eval batch size)")
     _run_flags(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output (default: a line of text)")
+    p.add_argument("--json", action="store_true", help="machine-readable output, the confusion matrix included "
+                   "(default: text)")
+    p.add_argument("--out", metavar="DIR", help="where confusion.png and confusion.json go (default: the "
+                   "checkpoint's folder)")
     add_max_params_flag(p)
     p.set_defaults(handler=cmd_eval)
 
@@ -338,18 +343,29 @@ def cmd_eval(args) -> int:
 
     def body() -> int:
         result = evaluate_run(args.run, args.data, args.data_dir, args.device, args.batch_size, args.subset,
-                              args.download, args.max_params)
+                              args.download, args.max_params, args.out)
         if args.json:
             print(json.dumps(result, indent=2))
         else:
-            print(f"{result['checkpoint']}: test loss {result['test_loss']:.4f}, test acc {result['test_acc']:.4f} "
-                  f"on {result['examples']:,} {result['data']} examples ({result['device']}"
-                  f"{', bf16 autocast as trained' if result['amp'] else ''})")
+            print(eval_text(result))
         return 0
 
     _require_run(args.run)
     check_counts(args)
     return _guarded(body)
+
+
+def eval_text(result: dict) -> str:
+    top5 = f", top-5 {result['top5']:.4f}" if result["top5"] is not None else ""
+    lines = [f"{result['checkpoint']}: test loss {result['test_loss']:.4f}, test acc {result['test_acc']:.4f}{top5} "
+             f"on {result['examples']:,} {result['data']} examples ({result['device']}"
+             f"{', bf16 autocast as trained' if result['amp'] else ''})", "per-class accuracy:"]
+    width = max(len(name) for name in result["per_class"])
+    counts = [sum(row) for row in result["confusion"]]
+    for (name, acc), count in zip(result["per_class"].items(), counts):
+        lines.append(f"  {name:<{width}}  {'-' if acc is None else f'{acc:.3f}'}  ({count:,})")
+    lines.append("confusion matrix: " + ", ".join(result["files"]))
+    return "\n".join(lines)
 
 
 def cmd_export(args) -> int:

@@ -104,6 +104,9 @@ def load_dataset(name: str, shape: tuple[int, int, int], data_dir: str | None = 
         return checked(read_folder(Path(name.split(":", 1)[1]), shape))
     if name == "synthetic":
         return synthetic(shape)
+    if name == "python":
+        raise DataError("this run trained on data given from Python; continue it from Python with "
+                        "netspec.train(resume=RUN_DIR, train_data=…, val_data=…, test_data=…)")
     raise DataError(f"unknown data set `{name}`")
 
 

@@ -21,7 +21,6 @@ from netspec.train import checkpoint
 
 from netspec.train import distributed
 from netspec.train.data import load_dataset
-from netspec.train.loop import evaluate_on
 from netspec.train.recipe import from_json
 from netspec.train.rundir import SpecFiles
 
@@ -37,8 +36,8 @@ class ExportRefused(ExportError):
 
 
 # What a run folder holds (netspec.train.rundir); `export -o` never overwrites one of them.
-RUN_FILES = ("last.pt", "best.pt", "model.safetensors", "metrics.jsonl", "run.json", "summary.txt", "curves.png",
-             "diagram.svg", "spec")
+RUN_FILES = ("last.pt", "best.pt", "model.safetensors", "metrics.jsonl", "metrics.csv", "run.json", "summary.txt",
+             "curves.png", "diagram.svg", "spec", "tensorboard", "confusion.png", "confusion.json")
 
 
 @dataclass(frozen=True)
@@ -76,22 +75,47 @@ def load_run(ref: str | Path, max_params: int | None = None) -> Loaded:
 
 def evaluate_run(ref: str | Path, data: str | None = None, data_dir: str | None = None, device: str = "auto",
                  batch_size: int | None = None, subset: int | None = None, download: bool = True,
-                 max_params: int | None = None) -> dict:
-    """Test loss and accuracy of a run's network on its data set (or `data`)."""
+                 max_params: int | None = None, out: str | Path | None = None) -> dict:
+    """Test loss, top-1 (`test_acc`), top-5, per-class accuracy and the confusion matrix of a run's network on
+    its data set's test split (or `data`'s); writes confusion.png and confusion.json into `out` (default: the
+    checkpoint's folder)."""
+    from netspec.train.evaluation import measure, write_confusion
+    from netspec.train.recipe import PYTHON_DATA, RecipeError
+    from netspec.train.rundir import write_json
+
     loaded = load_run(ref, max_params)
     recipe = from_json(loaded.saved["recipe"])
+    if (data or recipe.data) == PYTHON_DATA:
+        raise RecipeError("this run trained on data given from Python; name a data set with --data, or evaluate "
+                          "it from Python")
     shape = tuple(loaded.shaped.network.input_shape)
     dataset = load_dataset(data or recipe.data, shape, data_dir, download).subset(subset)
+    outputs = tuple(loaded.shaped.output_shape)
+    if outputs != (len(dataset.classes),):
+        raise RecipeError(f"{dataset.name} has {len(dataset.classes)} classes but the network outputs "
+                          f"{list(outputs)}; evaluate it on a data set with as many classes")
     where = distributed.pick_device(device, distributed.Dist())
     amp, channels_last = trained_precision(loaded)
     images, labels = dataset.test_x.to(where), dataset.test_y.to(where)
     model = loaded.model.to(where, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    loss, acc, count = evaluate_on(model, images, labels, shape[1:], batch_size or recipe.eval_batch_size,
-                                   channels_last, amp)
+    found = measure(model, images, labels, dataset.classes, shape[1:], batch_size or recipe.eval_batch_size,
+                    channels_last, amp)
     state = loaded.saved.get("state") or {}
-    return {"checkpoint": str(loaded.path), "data": dataset.name, "examples": count, "test_loss": loss,
-            "test_acc": acc, "epoch": state.get("epoch"), "device": str(where), "amp": amp,
-            "channels_last": channels_last}
+    folder = Path(out) if out is not None else loaded.path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot write {folder}: {err.strerror or err}") from None
+    result = {"checkpoint": str(loaded.path), "data": dataset.name, "examples": found["examples"],
+              "test_loss": found["loss"], "test_acc": found["top1"], "top5": found["top5"],
+              "epoch": state.get("epoch"), "device": str(where), "amp": amp, "channels_last": channels_last,
+              "per_class": found["per_class"], "classes": found["classes"], "confusion": found["confusion"]}
+    write_json(folder / "confusion.json", {k: result[k] for k in ("checkpoint", "data", "epoch", "classes",
+                                                                    "confusion", "per_class")})
+    picture = write_confusion(folder / "confusion.png", found["confusion"], dataset.classes,
+                              f"{loaded.shaped.name} on {dataset.name} (test, {found['examples']:,} examples)")
+    result["files"] = [str(folder / "confusion.json")] + ([str(picture)] if picture else [])
+    return result
 
 
 def trained_precision(loaded: Loaded) -> tuple[bool, bool]:

@@ -22,8 +22,18 @@ MARKERS_UP_TO = 12   # epochs; past this the epoch points are drawn as lines onl
 
 
 def write_curves(path: Path, records: Sequence[dict], title: str) -> Path | None:
-    """Draws `records` (step, epoch and test records); returns None (and draws nothing) when matplotlib is
-    missing or there is no epoch yet."""
+    """Draws `records` (step, epoch and test records) into `path`; returns None (and writes nothing) when
+    matplotlib is missing or there is no epoch yet."""
+    figure = draw_curves(records, title)
+    if figure is None:
+        return None
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    return write_file(Path(path), image.getvalue())
+
+
+def draw_curves(records: Sequence[dict], title: str):
+    """The matplotlib Figure of the three panels, or None."""
     try:
         import matplotlib
 
@@ -73,9 +83,7 @@ def write_curves(path: Path, records: Sequence[dict], title: str) -> Path | None
     lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png")
-    return write_file(Path(path), image.getvalue())
+    return figure
 
 
 def epoch_lengths(epochs: Sequence[dict]) -> dict[int, tuple[int, int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -179,6 +180,10 @@ def sync_every(device: torch.device, info: Dist) -> int:
 # ── running ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 DEFAULT_LOG_EVERY = 50   # steps between `step` lines in metrics.jsonl
+# curves.png is redrawn after an epoch only while drawing has taken at most this share of the run's time (a
+# three-panel figure takes 0.5-2 s on a small CPU: after every epoch of a fast run it would dominate); it is
+# always drawn at the end and when a run stops.
+CURVES_SHARE = 0.05
 
 # The loop all-reduces its stop flags, so these end every rank at the same step.
 AGREED_STOPS = (loop.NonFiniteLoss, loop.Stopped)
@@ -309,7 +314,7 @@ def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen
             test = final_test(prepared, state, hooks.run_dir)
             if test is not None:
                 hooks.log(test)
-                hooks.draw_curves()
+            hooks.draw_curves()
     except (loop.NonFiniteLoss, loop.Stopped) as err:
         err.run_dir, err.saved_epoch = run_dir, state.epoch  # for the message: where the checkpoint is
         raise
@@ -410,6 +415,7 @@ class RunHooks(loop.Hooks):
         self.ranks: list | None = None   # every rank's generator states, for last.pt (DDP)
         resumed = state.global_step > 0 or bool(state.history)
         self.metrics = MetricLog(run_dir, state.global_step if resumed else None)
+        self.started, self.drawing = time.perf_counter(), 0.0   # seconds since the start, and spent on curves
 
     def notes(self) -> list[str]:
         from netspec.train.loggers import TENSORBOARD_MISSING
@@ -432,9 +438,6 @@ class RunHooks(loop.Hooks):
     def stop_requested(self) -> bool:
         return self.ui.stop_requested()
 
-    def stop(self, state: loop.LoopState) -> None:
-        self.save_last(state)
-
     def rank_states(self, states: list | None) -> None:
         self.ranks = states
 
@@ -444,9 +447,21 @@ class RunHooks(loop.Hooks):
         if best:  # before last.pt, which records the best epoch: a best.pt that failed to write is never claimed
             self.save_best(state, record)
         self.save_last(state)
+        if self.drawing <= CURVES_SHARE * (time.perf_counter() - self.started):
+            self.draw_curves()
+
+    def stop(self, state: loop.LoopState) -> None:
+        self.save_last(state)
         self.draw_curves()
 
     def draw_curves(self) -> None:
+        begin = time.perf_counter()
+        try:
+            self._write_curves()
+        finally:
+            self.drawing += time.perf_counter() - begin
+
+    def _write_curves(self) -> None:
         from netspec.train.plots import write_curves
 
         write_curves(self.run_dir / "curves.png", self.metrics.records, f"{self.prepared.shaped.name} on "
