@@ -237,5 +237,5 @@ def test_a_fashion_mnist_subset_trains_with_a_validation_split(tmp_path):
                                     "lr": 0.5}, options(tmp_path, subset=640, log_every=5))
     assert len(result.history) == 2 and all("val_acc" in r for r in result.history)
     assert json.loads((result.run_dir / "run.json").read_text())["data"] == {
-        "name": "fashion-mnist", "train": 512, "test": 640, "val": 128}
+        "name": "fashion-mnist", "train": 512, "test": 640, "val": 128, "classes": list(data.FASHION_CLASSES)}
     assert result.best_acc > 0.2 and result.test["test_acc"] > 0.2       # chance is 0.1

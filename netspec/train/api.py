@@ -88,7 +88,7 @@ def tensors(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, C, H, W), labels (N,) int64) from an (images, labels) pair or a Dataset of pairs."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and not _is_pair(data[0]):
         images, labels = (_as_tensor(part, name) for part in data)
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, (str, bytes)):
         images, labels = _read_dataset(data, name)
     else:
         raise DataError(f"{name}: expected a torch.utils.data.Dataset of (image, label) pairs or a pair "

@@ -294,8 +294,9 @@ def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: flo
                   gen: torch.Generator) -> None:
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)
-    state.train_time += time.perf_counter() - start
-    state.epoch_time += time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    state.train_time += elapsed
+    state.epoch_time += elapsed
     counts = torch.tensor([*sums.tolist(), state.count], dtype=torch.float64, device=setup.device)
     loss_sum, correct, count = distributed.sum_(counts, setup.dist).tolist()
     state.examples += int(count)

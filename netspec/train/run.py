@@ -364,7 +364,7 @@ def write_start(run_dir: Path, prepared: Prepared) -> None:
         "torch": torch.__version__, "device": device_name(setup), "world_size": setup.dist.world,
         "amp": setup.amp, "channels_last": setup.channels_last,
         "data": {"name": setup.data.name, "train": len(setup.data.train_y), "test": len(setup.data.test_y),
-                 "val": len(setup.data.val_y) if setup.data.has_val else 0},
+                 "val": len(setup.data.val_y) if setup.data.has_val else 0, "classes": list(setup.data.classes)},
         "selection": selection(setup)})
     rundir.write_text(run_dir / "summary.txt", summary_text(prepared, None))
     rundir.write_diagram(prepared.shaped, run_dir / "diagram.svg")
