@@ -147,7 +147,7 @@ def test_eval_of_an_amp_run_uses_bf16_autocast_and_reproduces_its_test_loss(tmp_
     assert evaluated["amp"] is True and evaluated["channels_last"] is True
     assert evaluated["test_loss"] == pytest.approx(result.history[-1]["test_loss"], rel=1e-6)
     assert main(["eval", str(result.run_dir), "--subset", "64", "--device", "cpu"]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("(cpu, bf16 autocast as trained)")
+    assert capsys.readouterr().out.splitlines()[0].endswith("(cpu, bf16 autocast as trained)")
 
 
 # ── item 10: evaluation without per-batch copies; checkpoints on the CPU ──────────────────────────────────────
