@@ -23,10 +23,12 @@ from netspec.backends.weights import WeightsFileError, read_weights_file
 
 from conftest import REPO
 
-# 2,048 synthetic images in batches of 16: 128 steps an epoch, ~0.5 s each, so a kill lands inside one.
 FLAGS = {"data": "synthetic", "batch_size": 16, "epochs": 3, "seed": 1, "lr": 0.05, "optimizer": "momentum"}
 CLI_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in FLAGS.items()]
-STEPS_PER_EPOCH = 2048 // 16
+# The killed run holds out a validation split: 1,536 of the 2,048 synthetic images train, in batches of 16: 96
+# steps an epoch, ~0.5 s each, so a kill lands inside one.
+KILLED = {**FLAGS, "val_split": 0.25}
+STEPS_PER_EPOCH = 1536 // 16
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,7 +61,8 @@ def weights(state: dict) -> dict:
 # ── SIGKILL, then --resume ────────────────────────────────────────────────────────────────────────────────────
 
 def kill_inside_the_second_epoch(out: Path) -> Path:
-    process = train_process("bn_lenet", *CLI_FLAGS, "--out", str(out), "--log-every", "1")
+    process = train_process("bn_lenet", *[f"--{k.replace('_', '-')}={v}" for k, v in KILLED.items()], "--out",
+                            str(out), "--log-every", "1")
     deadline = time.monotonic() + 120
     folder = None
     while time.monotonic() < deadline and process.poll() is None:
@@ -94,9 +97,20 @@ def test_a_run_killed_mid_epoch_resumes_and_ends_as_if_never_killed_losing_at_mo
     final = checkpoint.load(folder / "last.pt")
     assert final["state"]["epoch"] == 3 and final["state"]["global_step"] == 3 * STEPS_PER_EPOCH
 
-    whole = run.start("bn_lenet", FLAGS, options(tmp_path / "whole"))  # the same run, never killed
-    different = [k for k, v in weights(whole.model.state_dict()).items() if not torch.equal(v, final["model"][k])]
+    whole = run.start("bn_lenet", KILLED, options(tmp_path / "whole"))  # the same run, never killed
+    different = [k for k, v in weights(last_weights(whole)).items() if not torch.equal(v, final["model"][k])]
     assert not different, f"resumed weights differ from an uninterrupted run: {different[:4]}"
+    # the same final metrics: every epoch's train and validation numbers, the kept epoch, its test result
+    timeless = lambda r: {k: v for k, v in r.items() if k not in ("examples_per_s", "train_time")}
+    assert [timeless(r) for r in records if r["kind"] in ("epoch", "test")] == \
+        [timeless(r) for r in metrics(whole.run_dir) if r["kind"] in ("epoch", "test")]
+    csv_rows = lambda f: [",".join(line.split(",")[:12]) for line in (f / "metrics.csv").read_text().splitlines()]
+    assert csv_rows(folder) == csv_rows(whole.run_dir)
+
+
+def last_weights(result) -> dict:
+    """The run's last weights (the returned model holds the kept ones, which may be an earlier epoch's)."""
+    return checkpoint.load(result.run_dir / "last.pt")["model"]
 
 
 # ── damaged checkpoints ───────────────────────────────────────────────────────────────────────────────────────
