@@ -122,7 +122,7 @@ def test_curves_have_separate_loss_accuracy_and_learning_rate_panels(epochs):
     loss, acc, lr = figure.axes
     assert [a.get_title() for a in figure.axes] == ["loss", "accuracy", "learning rate"]
     lines = {line.get_label(): line for line in loss.get_lines()}
-    assert set(lines) == {"train (steps)", "train (epoch)", "val"}
+    assert set(lines) == {"train (steps)", "train (epoch)", "val", "test (kept weights)"}
     assert len(lines["train (steps)"].get_xdata()) == 2 * epochs           # every logged step
     assert len(lines["train (epoch)"].get_xdata()) == epochs
     assert {line.get_label() for line in acc.get_lines()} == {"train", "val", "test (kept weights)"}

@@ -1,8 +1,8 @@
 """curves.png: three panels drawn from the run's metric records (netspec.train.loggers).
 
     loss            train loss step by step (the mean over each `--log-every` interval, faint) with its epoch
-                    average, validation and test loss per epoch
-    accuracy        train, validation and test accuracy per epoch
+                    average, validation and test loss per epoch, the kept weights' test loss (a star)
+    accuracy        train, validation and test accuracy per epoch, the kept weights' test accuracy (a star)
     learning rate   at every logged step (and each epoch's end)
 
 The x axis is the epoch (steps are placed at fractions of their epoch), so the panels line up.  With few epochs
@@ -64,6 +64,8 @@ def draw_curves(records: Sequence[dict], title: str):
                           label=label + (" (epoch)" if key == "loss" else ""))
     tests = [r for r in records if r.get("kind") == "test"]
     if tests:
+        loss.plot([tests[-1]["epoch"]], [tests[-1]["test_loss"]], "*", color="tab:green", markersize=10,
+                  label="test (kept weights)")
         acc.plot([tests[-1]["epoch"]], [tests[-1]["test_acc"]], "*", color="tab:green", markersize=10,
                  label="test (kept weights)")
     lr_points = [(step_x(r, per_epoch), r["lr"]) for r in steps if "lr" in r] + \
