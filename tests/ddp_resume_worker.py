@@ -19,7 +19,7 @@ from stopping import StopAfter
 phase, out, spec = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 rank = int(os.environ["RANK"])
 RECIPE = {"data": "synthetic", "epochs": 2, "batch_size": 32, "optimizer": "momentum", "lr": 0.05,
-          "augment": "flip,crop", "seed": 5}
+          "augment": "flip,crop", "seed": 5, "val_split": 0.25}
 drawn: dict[str, list[str]] = {"augment": [], "dropout": []}
 
 
@@ -50,7 +50,8 @@ def options(name: str) -> RunOptions:
 
 def save(name: str, result) -> None:
     torch.save({k: v.detach().clone() for k, v in result.model.state_dict().items()}, out / f"{name}{rank}.pt")
-    (out / f"{name}{rank}.json").write_text(json.dumps({"history": list(result.history), "drawn": drawn}))
+    (out / f"{name}{rank}.json").write_text(json.dumps({"history": list(result.history), "test": result.test,
+                                                        "drawn": drawn}))
 
 
 if phase == "whole":

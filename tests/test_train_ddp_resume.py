@@ -47,17 +47,22 @@ def read(out: Path, name: str, rank: int) -> dict:
 
 def test_a_resumed_ddp_epoch_counts_its_loss_and_accuracy_over_all_ranks_as_an_uninterrupted_one(ranks):
     whole, resumed = read(ranks, "whole", 0)["history"], read(ranks, "resumed", 0)["history"]
-    assert [r["epoch"] for r in resumed] == [1, 2] and all(r["examples"] == 256 for r in resumed)
+    assert [r["epoch"] for r in resumed] == [1, 2] and all(r["examples"] == 192 for r in resumed)  # 64 validate
     for a, b in zip(whole, resumed):
-        for key in ("loss", "train_acc", "test_loss", "test_acc", "examples"):
+        for key in ("loss", "train_acc", "val_loss", "val_acc", "examples"):
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (key, a, b)
+    # the test set, once at the end on the kept (best validation) weights, evaluated by rank 0 alone
+    test, again = read(ranks, "whole", 0)["test"], read(ranks, "resumed", 0)["test"]
+    assert test["examples"] == 256 and again["epoch"] == test["epoch"]
+    assert again["test_acc"] == pytest.approx(test["test_acc"], abs=1e-6)
+    assert read(ranks, "whole", 1)["test"] is None
 
 
 def test_ddp_ranks_draw_their_own_augmentation_and_dropout_and_resume_repeats_them(ranks):
     drawn = [read(ranks, "whole", rank)["drawn"] for rank in (0, 1)]
     for kind in ("augment", "dropout"):
-        assert len(drawn[0][kind]) == 16 and not set(drawn[0][kind]) & set(drawn[1][kind]), kind
-    for rank in (0, 1):   # the stopped run drew steps 1-3 (before a stop), the resumed one steps 4-16
+        assert len(drawn[0][kind]) == 12 and not set(drawn[0][kind]) & set(drawn[1][kind]), kind
+    for rank in (0, 1):   # the stopped run drew steps 1-3 (before a stop), the resumed one steps 4-12
         stopped_then_resumed = read(ranks, "resumed", rank)["drawn"]
         assert stopped_then_resumed["dropout"] == drawn[rank]["dropout"][3:]
         assert stopped_then_resumed["augment"] == drawn[rank]["augment"][3:]
