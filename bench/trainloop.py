@@ -141,7 +141,9 @@ def netspec_run(spec: str, epochs: int, subset: int | None, out: Path, seed: int
     from netspec.train import run
     from netspec.train.recipe import RunOptions
 
-    options = RunOptions(device="cpu", subset=subset, out=str(out), download=False, progress=False)
+    # test_every_epoch: time-to-accuracy reads each epoch's test accuracy (evaluation stays out of train_time)
+    options = RunOptions(device="cpu", subset=subset, out=str(out), download=False, progress=False,
+                         test_every_epoch=True)
     result = run.start(spec, {"epochs": 1, "seed": seed}, options)
     while len(result.history) < epochs and (target is None or result.history[-1]["test_acc"] < target):
         result = run.resume(result.run_dir, options, len(result.history) + 1)
