@@ -239,3 +239,11 @@ def test_a_fashion_mnist_subset_trains_with_a_validation_split(tmp_path):
     assert json.loads((result.run_dir / "run.json").read_text())["data"] == {
         "name": "fashion-mnist", "train": 512, "test": 640, "val": 128, "classes": list(data.FASHION_CLASSES)}
     assert result.best_acc > 0.2 and result.test["test_acc"] > 0.2       # chance is 0.1
+
+
+def test_mps_is_taken_where_torch_has_it(monkeypatch):
+    from netspec.train import devices
+    from netspec.train.distributed import Dist
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert devices.pick("mps", Dist()) == torch.device("mps")
