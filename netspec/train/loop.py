@@ -284,6 +284,8 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
         totals = torch.tensor([state.loss_sum, state.correct, state.count], dtype=torch.float64, device=setup.device)
         loss_sum, correct, count = distributed.sum_(totals, setup.dist).tolist()
         state.loss_sum, state.correct, state.count = loss_sum, correct, int(count)
+        if setup.dist.enabled:   # the sums are now every rank's: the next interval starts from them
+            state.logged_loss, state.logged_count = loss_sum, int(count)
         hooks.rank_states(distributed.gather(rng_states(setup, gen), setup.dist))
         hooks.stop(state)
         raise Stopped()
