@@ -51,6 +51,9 @@ class Compat:
     target_count: int = 0
     source_count: int = 0
 
+    def __str__(self) -> str:
+        return render(self)
+
     @property
     def complete(self) -> bool:
         """Every target key (not skipped) gets a tensor and every source tensor is used exactly once."""

@@ -94,6 +94,9 @@ class SpecDiff:
     removed_scopes: tuple[ScopeChange, ...]   # the outermost scopes only A has
     keys: Compat | None               # A's state_dict against B's (None: not computed)
 
+    def __str__(self) -> str:
+        return render_table(self)
+
     @property
     def status(self) -> dict[str, str]:
         """Node name → added | removed | changed | reshaped | same."""
