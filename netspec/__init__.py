@@ -14,7 +14,7 @@ built-in spec (a `pathlib.Path` always names a file).  Errors in text are locate
 dict as `<dict>` with the JSON pointer of the value.  `load`, `validate`, `summary`, `draw`, `emit_python`,
 `shaped_network`, `load_spec` and `diff` take any of them; `compat` also takes weights (below).
 
-`load_weights` loads a state_dict strictly (or raises `netspec.WeightsError`, whose `report` is a
+`load_weights` loads a state_dict strictly (or raises `netspec.WeightsError`, whose .report is a
 `netspec.Compat`); `load_matching` loads what fits and returns the `netspec.Compat`, as `train --init-from` does.
 Failures: `netspec.SpecErrors` (located `netspec.SpecError`s with a `netspec.Mark`), `netspec.ModelTooLarge`,
 `netspec.WeightsFileError`.  Only `load`, `emit_python`, `load_weights`, `load_matching`, `diff` and `compat`
