@@ -152,7 +152,8 @@ def test_set_applies_to_both_and_set_b_to_b_only(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["a"]["input"] == [1, 96, 96] and data["b"]["input"] == [1, 224, 224]
     assert data["a"]["output"] == data["b"]["output"] == [5]
-    assert data["a"]["spec"] == "googlenet (num_classes=5)" and data["b"]["spec"] == "googlenet (num_classes=5 size=224)"
+    assert (data["a"]["spec"], data["a"]["set"]) == ("googlenet", {"num_classes": 5})
+    assert data["b"]["set"] == {"num_classes": 5, "size": 224}
 
 
 def test_exit_codes_0_whatever_the_differences_1_with_exit_code_2_on_mistakes(tmp_path):

@@ -224,7 +224,7 @@ def advice(report: Compat, source: str = "the source", target: str = "the target
         return renames
     if report.reshaped and not report.new and not report.dropped:
         modules = sorted({r.key.rsplit(".", 1)[0] for r in report.reshaped})
-        return f"to keep {target}'s own {', '.join(modules)} (e.g. another num_classes), pass skip={modules!r}"
+        return f"to load the rest and keep {target}'s own {', '.join(modules)} as initialized, pass skip={modules!r}"
     return None
 
 
