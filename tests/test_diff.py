@@ -4,16 +4,18 @@ both compiled models; the rename advice; `train --init-from` and `load_matching`
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import torch
 
 import netspec
-from conftest import SPECS, run_cli, spec_params
+from conftest import REPO, SPECS, run_cli, spec_params
 from netspec.backends.compat import compare, suggest_renames
 from netspec.backends.diff import ADDED, CHANGED, REMOVED, RESHAPED, SAME, diff_networks
 from netspec.backends.fx import state_shapes, to_graph_module
 from netspec.cli import main
+from test_doc_outputs import shown_outputs
 
 GOOGLENET = (SPECS / "googlenet.yaml").read_text(encoding="utf-8")
 FIRST_INCEPTION = "inception: {c1: 64, c2: [96, 128]"
@@ -188,14 +190,17 @@ def answered_json(data: dict) -> dict:
             "new": set(data["new"]), "dropped": set(data["dropped"])}
 
 
-def test_compat_refuses_a_malicious_weights_file_and_runs_nothing(tmp_path):
+def test_compat_refuses_a_malicious_weights_file_and_runs_nothing(tmp_path, capsys):
     from test_security import Payload
 
     sentinel = tmp_path / "ran"
     torch.save({"model": {}, "hook": Payload(f"touch {sentinel}")}, tmp_path / "evil.pt")
-    run = run_cli("compat", str(tmp_path / "evil.pt"), "lenet")
-    assert run.code == 2 and "refused: it holds a Python object" in run.stderr and not sentinel.exists()
-    assert len(run.stderr.splitlines()) == 1
+    assert main(["compat", str(tmp_path / "evil.pt"), "lenet"]) == 2
+    err = capsys.readouterr().err
+    assert "refused: it holds a Python object" in err and len(err.splitlines()) == 1 and not sentinel.exists()
+    with pytest.raises(netspec.WeightsFileError, match="refused"):
+        netspec.compat(tmp_path / "evil.pt", "lenet")
+    assert not sentinel.exists()
 
 
 # ── rename advice ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -228,8 +233,8 @@ def test_a_data_parallel_prefix_gets_its_own_advice():
 
 
 def test_suggestions_stay_bounded_on_many_keys_that_look_alike():
-    missing = {f"a{i}.weight": (4,) for i in range(2000)}
-    unexpected = {f"b{i}.weight": (4,) for i in range(2000)}
+    missing = {f"a{i}.weight": (4,) for i in range(1000)}
+    unexpected = {f"b{i}.weight": (4,) for i in range(1000)}
     renames = suggest_renames(missing, unexpected)
     assert 1 <= len(renames) <= 5 and all(r.keys == 1 for r in renames)
 
@@ -283,3 +288,36 @@ def test_init_from_weights_of_which_nothing_fits_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="none of its tensors fits this network"):
         run.start("lenet", {"data": "synthetic", "epochs": 0, "batch_size": 32}, options)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# ── the docs ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+CLI_DOC = REPO / "docs" / "cli.md"
+DOC_EXAMPLES = [s for s in shown_outputs(CLI_DOC) if s.command.startswith(("netspec diff", "netspec compat"))]
+
+
+def test_the_cli_doc_shows_each_example_the_issue_asked_for():
+    assert {s.command for s in DOC_EXAMPLES} >= {
+        "netspec diff imagenet/resnet18 imagenet/resnet34", "netspec diff googlenet googlenet --set-b size=224",
+        "netspec diff googlenet docs/examples/wide_googlenet.yaml",
+        "netspec compat googlenet docs/examples/wide_googlenet.yaml"}
+
+
+@pytest.mark.parametrize("shown", DOC_EXAMPLES, ids=str)
+def test_a_diff_or_compat_output_in_the_cli_doc_is_real(shown, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)   # the docs run commands from the repository root
+    assert main(shlex.split(shown.command)[1:]) == 0
+    assert list(shown.output) == capsys.readouterr().out.rstrip("\n").splitlines()
+
+
+def test_the_edited_copy_in_the_docs_is_googlenet_with_one_block_widened():
+    shipped = netspec.shaped_network(REPO / "docs" / "examples" / "wide_googlenet.yaml")
+    assert netspec.diff(shipped, WIDE_GOOGLENET).identical
+
+
+def test_the_rename_example_in_the_cli_doc_is_real():
+    text = CLI_DOC.read_text(encoding="utf-8")
+    model = netspec.load("imagenet/resnet18")
+    source = {k.replace("layer1.0.", "layer1.first.", 1): v for k, v in model.state_dict().items()}
+    real = str(netspec.compat(source, model)).splitlines()
+    assert f"{real[0]}\n{real[1]}\n{real[2]}\n…" in text and real[-1] in text

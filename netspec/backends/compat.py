@@ -11,6 +11,7 @@ once, found greedily: the rename that matches the most leftover keys first.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -148,24 +149,29 @@ def suggest_renames(missing: Shapes, unexpected: Shapes) -> tuple[Rename, ...]:
                 if prefix != target_prefix:
                     candidates.setdefault((prefix, target_prefix), set()).add((key, partner))
             break
+    # Lazy greedy: a candidate's count of still-unmatched keys only falls as renames are chosen, so a popped
+    # candidate whose recount equals its stored count is the best one left.
+    def rank(prefixes: tuple[str, str], count: int) -> tuple:
+        # More keys first; then the rename that keeps more of the path (a closer relative), then the shorter.
+        return (-count, -_shared_head(*prefixes), len(prefixes[0]) + len(prefixes[1]), prefixes)
+
+    heap = [rank(prefixes, len(pairs)) for prefixes, pairs in candidates.items()]
+    heapq.heapify(heap)
     chosen: list[Rename] = []
     used_sources: set[str] = set()
     used_targets: set[str] = set()
-    while candidates and len(chosen) < MAX_RENAMES:
-        def gain(item):
-            (prefix, target_prefix), pairs = item
-            fresh = _fresh(pairs, used_sources, used_targets)
-            # More keys first; then the rename that keeps more of the path (a closer relative), then the shorter.
-            return (len(fresh), _shared_head(prefix, target_prefix), -len(prefix) - len(target_prefix))
-
-        (prefix, target_prefix), pairs = max(candidates.items(), key=gain)
-        fresh = _fresh(pairs, used_sources, used_targets)
+    while heap and len(chosen) < MAX_RENAMES:
+        entry = heapq.heappop(heap)
+        prefixes = entry[-1]
+        fresh = _fresh(candidates[prefixes], used_sources, used_targets)
         if not fresh:
-            break
-        chosen.append(Rename(prefix, target_prefix, len(fresh)))
+            continue
+        if len(fresh) != -entry[0]:
+            heapq.heappush(heap, rank(prefixes, len(fresh)))
+            continue
+        chosen.append(Rename(prefixes[0], prefixes[1], len(fresh)))
         used_sources |= {s for s, _ in fresh}
         used_targets |= {t for _, t in fresh}
-        del candidates[(prefix, target_prefix)]
     return tuple(chosen)
 
 
