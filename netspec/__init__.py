@@ -127,7 +127,8 @@ def emit_python(spec: Spec, **params) -> str:
 
 def load_weights(model, state_dict, rename=None, skip=()):
     """Loads a state_dict (or a file saved with torch.save) into a compiled model strictly: every tensor used
-    once, same shapes; raises netspec.backends.weights.WeightsError listing every problem.  The specs in
+    once, same shapes; raises netspec.WeightsError listing every problem (its `.report`: netspec.Compat, the
+    report `netspec compat` prints, with suggested renames).  The specs in
     imagenet/ have torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map;
     `rename` ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other
     sources."""

@@ -207,9 +207,10 @@ def headline(report: Compat) -> str:
     return ", ".join(parts)
 
 
-def render(report: Compat, source: str = "the source", target: str = "the target") -> str:
+def render(report: Compat, source: str = "the source", target: str = "the target", hint: bool = True) -> str:
     """The report as text: the headline, then every kind of leftover key (cut at SHOWN each), then the
-    suggested renames.  `compat`, `load_weights`' error and `train --init-from` all print this."""
+    suggested renames or skips (`hint`: where they apply).  `compat`, `load_weights`' error and `train
+    --init-from` all print this."""
     lines = [headline(report)]
     lines += _section(f"new (in {target}, not in {source})", report.new)
     lines += _section(f"with another shape ({target} vs {source})", [
@@ -217,9 +218,9 @@ def render(report: Compat, source: str = "the source", target: str = "the target
     lines += _section(f"dropped (in {source}, not in {target})", report.dropped)
     lines += _section("given twice (after `rename`)", [f"{k} ← {', '.join(s)}" for k, s in report.doubled])
     lines += _section("skipped (left as they are)", report.skipped)
-    hint = advice(report, source, target)
-    if hint:
-        lines.append(f"hint: {hint}")
+    text = advice(report, source, target) if hint else None
+    if text:
+        lines.append(f"hint: {text}")
     return "\n".join(lines)
 
 
