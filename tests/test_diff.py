@@ -321,3 +321,14 @@ def test_the_rename_example_in_the_cli_doc_is_real():
     source = {k.replace("layer1.0.", "layer1.first.", 1): v for k, v in model.state_dict().items()}
     real = str(netspec.compat(source, model)).splitlines()
     assert f"{real[0]}\n{real[1]}\n{real[2]}\n…" in text and real[-1] in text
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_every_zoo_spec_is_identical_to_itself_and_differs_from_lenet_in_json_that_round_trips(spec):
+    shaped = netspec.shaped_network(spec)
+    assert netspec.diff(shaped, shaped).identical
+    other = netspec.diff("lenet", shaped)
+    data = json.loads(json.dumps(other.to_json()))
+    assert {n["name"]: n["status"] for n in data["nodes"]} == other.status
+    assert sum(b["delta_params"] for b in data["blocks"]) == shaped.param_count - 61706
+    assert str(other).endswith("identical" if spec.stem == "lenet" else " same")
