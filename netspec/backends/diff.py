@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Mapping
 
 from netspec.backends.compat import Compat, compare, render as render_compat
-from netspec.ir import ShapedNetwork
+from netspec.ir import ShapedNetwork, prefixes
 from netspec.passes.shapes import format_count
 
 ADDED, REMOVED, CHANGED, RESHAPED, SAME = "added", "removed", "changed", "reshaped", "same"
@@ -163,8 +163,8 @@ def diff_networks(a: ShapedNetwork, b: ShapedNetwork, depth: int = 0, labels: tu
 
         state = compare(state_shapes(b), state_shapes(a))
     labels = labels or (a.name, b.name)
-    return SpecDiff(_side(labels[0], overrides[0], a), _side(labels[1], overrides[1], b), depth, _blocks(a, b, nodes, depth), tuple(nodes),
-                    _outermost(a, b), _outermost(b, a), state)
+    return SpecDiff(_side(labels[0], overrides[0], a), _side(labels[1], overrides[1], b), depth,
+                    _blocks(a, b, nodes), tuple(nodes), _outermost(a, b), _outermost(b, a), state)
 
 
 def _node_facts(shaped: ShapedNetwork) -> dict[str, NodeFacts]:
@@ -204,7 +204,7 @@ def _kind(shaped: ShapedNetwork, block: str) -> str | None:
     return node.op if node is not None else None
 
 
-def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff], depth: int) -> tuple[BlockDiff, ...]:
+def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff]) -> tuple[BlockDiff, ...]:
     rows: dict[str, dict] = {}
     for node in nodes:
         row = rows.setdefault(node.block, {"count": dict.fromkeys((ADDED, REMOVED, CHANGED, RESHAPED, SAME), 0),
@@ -239,18 +239,20 @@ def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff], depth: in
 
 
 def _outermost(have: ShapedNetwork, other: ShapedNetwork) -> tuple[ScopeChange, ...]:
-    """The scopes of `other` that `have` lacks, outermost only (`layer1.2`, not also `layer1.2.downsample`)."""
-    ours = have.network.scopes
-    found: dict[str, ScopeChange] = {}
-    for path, scope in other.network.scopes.items():
-        if path in ours or path in have.nodes:
-            continue
-        parts = path.split(".")
-        if any(".".join(parts[:i]) in found for i in range(1, len(parts))):
-            continue
-        inside = sum(1 for name in other.nodes if name.startswith(path + "."))
-        found[path] = ScopeChange(path, scope.template or scope.kind, inside)
-    return tuple(found.values())
+    """The scopes of `other` that `have` lacks, outermost only (`layer1.2`, not also `layer1.2.downsample`),
+    with their op node counts.  One pass over the scopes and one over the nodes, each looking at a name's
+    prefixes only."""
+    missing = {path for path in other.network.scopes if path not in have.network.scopes and path not in have.nodes}
+    outer = [path for path in other.network.scopes if path in missing
+             and not any(prefix in missing for prefix in prefixes(path))]
+    counts = dict.fromkeys(outer, 0)
+    for node in other.op_nodes():
+        for prefix in prefixes(node.name):
+            if prefix in counts:
+                counts[prefix] += 1
+                break
+    scopes = other.network.scopes
+    return tuple(ScopeChange(path, scopes[path].template or scopes[path].kind, counts[path]) for path in outer)
 
 
 def _plain(value) -> object:
