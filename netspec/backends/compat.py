@@ -177,9 +177,12 @@ def suggest_renames(missing: Shapes, unexpected: Shapes) -> tuple[Rename, ...]:
 
 def _fresh(pairs: set[tuple[str, str]], used_sources: set[str], used_targets: set[str]) -> list[tuple[str, str]]:
     """The pairs whose keys no chosen rename has matched yet, each source and target key in one pair at most."""
-    sources, targets, fresh = set(used_sources), set(used_targets), []
+    sources: set[str] = set()
+    targets: set[str] = set()
+    fresh = []
     for source, target in sorted(pairs):
-        if source not in sources and target not in targets:
+        if source not in sources and target not in targets and source not in used_sources \
+                and target not in used_targets:
             sources.add(source)
             targets.add(target)
             fresh.append((source, target))
