@@ -92,11 +92,12 @@ def _check_command(parser: ArgumentParser, argv: list[str]) -> None:
 
 
 def _extensions():
-    """The draw and train commands, each in its own module (neither imports torch or graphviz at import)."""
+    """The draw, view and train commands, each in its own module (none imports torch or graphviz at import)."""
     from netspec.cli.draw import register as register_draw
     from netspec.cli.train import register as register_train
+    from netspec.cli.view import register as register_view
 
-    return (register_draw, register_train)
+    return (register_draw, register_view, register_train)
 
 
 # What the output's few non-ASCII characters become on a terminal that cannot show them (PYTHONIOENCODING=ascii,

@@ -1,0 +1,199 @@
+"""ShapedNetwork → one self-contained HTML page to explore it: `netspec view`.  Never imports torch.
+
+    html = build_page(shaped, [SourceFile(doc.name, "specs/lenet.yaml", text), …])   # the spec and its imports
+    html = build_page(shaped, sources, diff={"fc": "changed", "head": "added", "drop": "removed"})
+
+The page holds one Graphviz layout (SVG, from `dot` through the bounded runner of dot.py) per level of folding:
+`--depth 0`, 1, … and full depth, as `draw` would draw them.  Every coordinate is Graphviz's; the page only
+shows one level at a time and moves between them (opening a block shows the level where it is open, scrolled so
+that the block stays where it was).  Beside the layouts it holds a table of the *entities* drawn in them — ops,
+the input and output, blocks — with what the tooltip, the totals bar and the source links show, and the text of
+the spec's files.
+
+Nothing a spec says reaches the page as markup: labels are escaped by dot.py, the SVG's titles and comments
+(which repeat node names) are removed, element ids are numbers, the data is JSON with `<`, `>` and `&` written as
+\\u escapes, and the script builds text with `textContent`.  A Content-Security-Policy lets only the page's own
+script (named by its hash) run and forbids every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Mapping, Sequence
+
+from netspec.backends.draw.dot import render, to_digraph
+from netspec.backends.draw.folding import scope_tree
+from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
+from netspec.backends.draw.view import View, build_view, show_shape, show_value
+from netspec.errors import Mark
+from netspec.ir import INPUT, OUTPUT, ShapedNetwork, scopes_of
+
+DIFF_STATES = ("added", "removed", "changed")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str                  # the file as the IR's marks name it
+    label: str                 # as the page shows it
+    text: str
+
+
+class PageTooBig(Exception):
+    """Even the most folded level has more boxes than `dot` is given."""
+
+
+@dataclass(frozen=True)
+class Level:
+    depth: int | None          # None: full depth
+    view: View
+
+
+def levels(shaped: ShapedNetwork, max_boxes: int = MAX_BOXES) -> list[Level]:
+    """The levels of folding, most folded first, each drawing something the one before did not; a level of more
+    than `max_boxes` boxes ends the list (PageTooBig when the first one has)."""
+    deepest = max((len(chain) for chain in scope_tree(shaped).chains.values()), default=0)
+    found: list[Level] = []
+    seen = set()
+    for depth in [*range(deepest), None]:
+        view = build_view(shaped, depth)
+        if len(view.items) > max_boxes:
+            if not found:
+                raise PageTooBig(f"the most folded diagram has {len(view.items):,} boxes, more than `dot` is "
+                                 f"given (--max-boxes {max_boxes:,})")
+            break
+        drawn = (tuple(i.id for i in view.items), tuple(c.id for c in view.clusters))
+        if drawn not in seen:
+            seen.add(drawn)
+            found.append(Level(depth, view))
+    return found
+
+
+def build_page(shaped: ShapedNetwork, sources: Sequence[SourceFile], diff: Mapping[str, str] | None = None,
+               timeout: float | None = DOT_TIMEOUT, max_boxes: int = MAX_BOXES) -> str:
+    """The page's HTML.  `diff`: node name → added | removed | changed (names of this network, except the
+    removed ones); blocks holding a marked node are marked changed."""
+    diff = dict(diff or {})
+    unknown = sorted(set(diff.values()) - set(DIFF_STATES))
+    if unknown:
+        raise ValueError(f"diff states are {', '.join(DIFF_STATES)}, not {', '.join(unknown)}")
+    table = _Entities(shaped, diff)
+    shown = levels(shaped, max_boxes)
+    layouts = []
+    for level in shown:
+        ids = {}
+        for item in level.view.items:
+            ids[item.id] = table.element(*_entity_key(item.id))
+        for cluster in level.view.clusters:
+            ids[cluster.id] = table.element("scope", cluster.path)
+        svg = render(to_digraph(level.view, ids=ids).source, "svg", timeout).decode("utf-8")
+        layouts.append({"depth": level.depth, "svg": clean_svg(svg)})
+    files = [f.name for f in sources]
+    data = {
+        "name": shaped.name, "params": shaped.param_count, "macs": shaped.macs,
+        "input": show_shape(shaped.network.input_shape), "output": show_shape(shaped.output_shape),
+        "levels": layouts, "entities": table.rows(files), "files": [[f.label, f.text] for f in sources],
+        "removed": sorted(name for name, state in diff.items() if state == "removed"),
+        "diff": bool(diff),
+    }
+    return _assemble(shaped.name, data)
+
+
+def _entity_key(item_id: str) -> tuple[str, str]:
+    if item_id.startswith("block/"):
+        return "scope", item_id.removeprefix("block/")
+    return "node", item_id
+
+
+class _Entities:
+    """What the page knows about each drawn thing, numbered in order of first appearance."""
+
+    def __init__(self, shaped: ShapedNetwork, diff: Mapping[str, str]):
+        self.shaped, self.diff = shaped, diff
+        self.tree = scope_tree(shaped)
+        self.keys: dict[tuple[str, str], int] = {}
+        self.changed_scopes = {s.path for name, state in diff.items() if name in shaped.nodes
+                               for s in scopes_of(shaped.network.scopes, name)}
+        self.changed_scopes |= {name for name in diff if name in self.tree.scopes}
+
+    def element(self, kind: str, key: str) -> str:
+        return "v" + str(self.keys.setdefault((kind, key), len(self.keys)))
+
+    def rows(self, files: list[str]) -> list[dict]:
+        index = {f: i for i, f in enumerate(files)}
+        return [self.row(kind, key, index) for kind, key in self.keys]
+
+    def row(self, kind: str, key: str, files: Mapping[str, int]) -> dict:
+        def link(label: str, mark: Mark | None) -> list:
+            return [label, files[mark.file], mark.line] if mark is not None and mark.file in files else None
+
+        net, facts = self.shaped.network, self.shaped.facts
+        if kind == "node":
+            node, fact = net.nodes[key], facts[key]
+            calls = [s for s in reversed(scopes_of(net.scopes, key)) if s.kind == "template"]
+            links = [link("input" if key == INPUT else "output" if key == OUTPUT else node.op, node.mark)]
+            if calls:  # the op sits in a template's body: where that template is called
+                links.append(link(f"call of {calls[0].template}", calls[0].mark))
+            row = {"name": key, "kind": "io" if key in (INPUT, OUTPUT) else "op", "op": node.op if node.is_op else key,
+                   "args": [f"{k}={show_value(v)}" for k, v in node.args.items()],
+                   "shape": show_shape(fact.shape), "params": fact.param_count, "macs": fact.macs, "count": 1,
+                   "diff": self.diff.get(key)}
+        else:
+            scope = self.tree.scopes[key]
+            run = self.tree.runs.get(key)
+            paths = run[0].paths if run else (key,)
+            members = [n for p in paths for n in self.tree.members[p]]
+            inside = set(members)
+            ins = {show_shape(facts[s].shape): None for n in members for s in net.nodes[n].inputs if s not in inside}
+            outs = {show_shape(facts[n].shape): None for n in members
+                    if any(d not in inside for d in net.graph.successors(n))}
+            if scope.kind == "template":
+                links = [link(f"call of {scope.template}", scope.mark), link(f"definition of {scope.template}",
+                                                                             scope.defined)]
+            else:
+                links = [link(scope.kind, scope.mark)]
+            row = {"name": key if len(paths) == 1 else f"{key} … {paths[-1]}", "kind": "block",
+                   "op": scope.template or scope.kind,
+                   "args": [f"{k}={show_value(v)}" for k, v in (scope.args or {}).items()],
+                   "shape": f"{', '.join(ins)} → {', '.join(outs)}",
+                   "params": sum(facts[n].param_count for n in members),
+                   "macs": sum(facts[n].macs for n in members), "count": len(paths),
+                   "diff": self.diff.get(key) or ("changed" if any(p in self.changed_scopes for p in paths)
+                                                  else None)}
+        row["links"] = [x for x in links if x is not None]
+        return row
+
+
+_DROP = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->|<title>.*?</title>", re.S)
+
+
+def clean_svg(svg: str) -> str:
+    """dot's SVG without its prolog, comments and titles (which repeat node names; the page has its own
+    tooltips), and with runs of whitespace between tags dropped."""
+    return re.sub(r">\s+<", "><", _DROP.sub("", svg)).strip()
+
+
+def _script_json(data) -> str:
+    """JSON that is safe inside a <script> element: no `<`, `>` or `&` appears literally."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _asset(name: str) -> str:
+    return resources.files("netspec.backends.draw").joinpath(name).read_text(encoding="utf-8")
+
+
+def _assemble(title: str, data) -> str:
+    script = _asset("page.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+           "base-uri 'none'; form-action 'none'")
+    page = _asset("page.html")
+    parts = {"{{CSP}}": html.escape(csp), "{{TITLE}}": html.escape(title), "{{STYLE}}": _asset("page.css"),
+             "{{DATA}}": _script_json(data), "{{SCRIPT}}": script}
+    return re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], page)
