@@ -81,6 +81,13 @@ class Network:
     def scopes_of(self, name: str) -> list[Scope]:
         return scopes_of(self.scopes, name)
 
+    def block_of(self, name: str, depth: int = 0) -> str:
+        """The block node `name` counts in when blocks nested deeper than `depth` are one item each (0: the
+        top-level items): the path of the scope around it at level `depth`, or the node itself when fewer scopes
+        hold it (a top-level op is its own item).  `diff` groups nodes by it."""
+        scopes = self.scopes_of(name)
+        return scopes[depth].path if len(scopes) > depth else name
+
 
 def scopes_of(scopes: Mapping[str, Scope], name: str) -> list[Scope]:
     """The scopes node `name` sits in, outermost first (not a scope at the node's own path)."""
