@@ -62,10 +62,12 @@ def cmd_view(args) -> int:
     sources = [SourceFile(doc.name, _label(doc.path), doc.path.read_text(encoding="utf-8"))
                for doc in read(args.spec)]
     diff = None
-    if args.diff is not None:
-        from netspec.backends.draw.compare import compare
+    if args.diff is not None:  # `netspec diff OLD SPEC`'s node statuses; "reshaped" and "same" are not coloured
+        from netspec.backends.diff import diff_networks
+        from netspec.backends.draw.page import DIFF_STATES
 
-        diff = compare(shaped_network(args.diff, overrides), shaped)
+        status = diff_networks(shaped_network(args.diff, overrides), shaped, keys=False).status
+        diff = {name: state for name, state in status.items() if state in DIFF_STATES}
     try:
         page = build_page(shaped, sources, diff, args.timeout, args.max_boxes)
     except PageTooBig as err:

@@ -51,10 +51,27 @@
     applyZoom();
     levelButtons.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
     if (selected >= 0 && element(selected)) element(selected).classList.add("selected");
-    if (before) {  // keep the block where it was on screen
-      const after = element(anchor).getBoundingClientRect();
-      graph.scrollLeft += after.left - before.left;
-      graph.scrollTop += after.top - before.top;
+    const svg = svgs[i];
+    svg.style.margin = "8px";
+    if (before) keepInPlace(svg, element(anchor), before);
+  }
+
+  // Scrolls so that `g` is where `before` was on screen.  Where scrolling cannot go far enough (the drawing
+  // begins or ends too soon) the whole drawing is shifted by a margin: it moves as one, as Graphviz laid it out.
+  function keepInPlace(svg, g, before) {
+    const after = g.getBoundingClientRect();
+    const axes = [["left", "Left", "Right", "Width", after.left - before.left],
+                  ["top", "Top", "Bottom", "Height", after.top - before.top]];
+    for (const [, start, end, size, delta] of axes) {
+      const want = graph["scroll" + start] + delta;
+      if (want < 0) {
+        svg.style["margin" + start] = 8 - want + "px";
+        graph["scroll" + start] = 0;
+        continue;
+      }
+      const room = graph["scroll" + size] - graph["client" + size];
+      if (want > room) svg.style["margin" + end] = 8 + want - room + "px";
+      graph["scroll" + start] = want;
     }
   }
 
@@ -269,8 +286,7 @@
   if (data.diff) {
     const legend = document.getElementById("diff-legend");
     for (const state of ["added", "changed", "removed"]) {
-      const n = state === "removed" ? data.removed.length : entities.filter((e) => e.diff === state && e.kind !== "block").length;
-      legend.append(el("span", "", "swatch " + state), state + " " + n);
+      legend.append(el("span", "", "swatch " + state), el("span", state + " " + data.diff[state]));
     }
     if (data.removed.length) legend.title = "removed: " + data.removed.join(", ");
   }

@@ -99,7 +99,7 @@ def build_page(shaped: ShapedNetwork, sources: Sequence[SourceFile], diff: Mappi
         "input": show_shape(shaped.network.input_shape), "output": show_shape(shaped.output_shape),
         "levels": layouts, "entities": table.rows(files), "files": [[f.label, f.text] for f in sources],
         "removed": sorted(name for name, state in diff.items() if state == "removed"),
-        "diff": bool(diff),
+        "diff": {state: sum(1 for s in diff.values() if s == state) for state in DIFF_STATES} if diff else None,
     }
     return _assemble(shaped.name, data)
 
