@@ -242,3 +242,14 @@ def test_diff_marks_the_nodes_netspec_diff_reports_and_the_blocks_holding_them(t
 @pytest.mark.parametrize("spec", spec_params())
 def test_every_spec_gives_a_page(spec, tmp_path, capsys):
     assert view(capsys, str(spec), "-o", str(tmp_path / "p.html"))[0] == 0
+
+
+def test_the_gallery_has_a_small_screenshot_of_every_specs_page():
+    from netspec.generators.gallery import VIEW, gallery_specs, page_name
+
+    shots = REPO / "docs" / "gallery" / VIEW
+    expected = {page_name(spec, SPECS) for spec in gallery_specs(SPECS)}
+    assert {p.stem for p in shots.glob("*.png")} == expected, "docs/gallery is stale: run `make gallery`"
+    for shot in shots.glob("*.png"):
+        data = shot.read_bytes()
+        assert data[:4] == b"\x89PNG" and len(data) < 100_000, shot.name

@@ -7,8 +7,6 @@ Playwright with the dev extra).  Nothing here measures time: bench/view_timing.p
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 from pathlib import Path
 
@@ -16,23 +14,17 @@ import pytest
 
 import netspec
 from conftest import REPO
+from netspec.generators.browser import headless_browser, missing
 
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright's Python package is not installed (pip install -e '.[dev]')")
-CHROMIUM = next(filter(None, (os.environ.get("NETSPEC_CHROMIUM"), shutil.which("chromium"),
-                              shutil.which("chromium-browser"))), None)
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium to drive (apt-get install chromium)"),
+pytestmark = [pytest.mark.skipif(missing() is not None, reason=str(missing())),
               pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` lays out the page "
                                                                      "(apt-get install graphviz)")]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        # --no-sandbox: CI containers run as root, where chromium's sandbox cannot start
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+    with headless_browser() as browser:
         yield browser
-        browser.close()
 
 
 def make_page(tmp: Path, *argv: str) -> Path:

@@ -50,7 +50,7 @@ def cmd_view(args) -> int:
     overrides = parse_overrides(args.set)
 
     from netspec.backends.draw.dot import DotFailed, DotMissing, DotTimedOut
-    from netspec.backends.draw.page import PageTooBig, SourceFile, build_page
+    from netspec.backends.draw.page import PageTooBig, build_page, source_files
     from netspec.backends.output import write_atomic
     from netspec.pipeline import read, shaped_network
 
@@ -59,8 +59,7 @@ def cmd_view(args) -> int:
     if out is None:
         out = Path(f"{shaped.name}.html")
         shaped_for_output(args.spec, overrides, out)  # the default name must not be the spec either
-    sources = [SourceFile(doc.name, _label(doc.path), doc.path.read_text(encoding="utf-8"))
-               for doc in read(args.spec)]
+    sources = source_files(read(args.spec))
     diff = None
     if args.diff is not None:  # `netspec diff OLD SPEC`'s node statuses; "reshaped" and "same" are not coloured
         from netspec.backends.diff import diff_networks
@@ -92,16 +91,3 @@ def cmd_view(args) -> int:
             print(f"netspec: no browser could be started; open {out} yourself", file=sys.stderr)
     return EXIT_OK
 
-
-def _label(path: Path) -> str:
-    """A file as the page names it: a built-in spec by its place under specs/, another file relative to the
-    working folder, or else by its name alone (the page never shows where a file is on this machine)."""
-    from netspec.frontend.imports import builtin_root
-
-    resolved = path.resolve()
-    for root, prefix in ((builtin_root().resolve(), "specs/"), (Path.cwd().resolve(), "")):
-        try:
-            return prefix + resolved.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return path.name

@@ -25,6 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from netspec.backends.draw.dot import render, to_digraph
@@ -32,6 +33,7 @@ from netspec.backends.draw.folding import scope_tree
 from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
 from netspec.backends.draw.view import View, build_view, show_shape, show_value
 from netspec.errors import Mark
+from netspec.frontend.imports import builtin_root
 from netspec.ir import INPUT, OUTPUT, ShapedNetwork, scopes_of
 
 DIFF_STATES = ("added", "removed", "changed")
@@ -42,6 +44,22 @@ class SourceFile:
     name: str                  # the file as the IR's marks name it
     label: str                 # as the page shows it
     text: str
+
+
+def source_files(documents) -> list[SourceFile]:
+    """The spec's documents (pipeline.read) as the page shows them, named without saying where this machine
+    keeps them: a built-in spec by its place under specs/, another file relative to the working folder, else
+    by its name alone."""
+    def label(path: Path) -> str:
+        resolved = path.resolve()
+        for root, prefix in ((builtin_root().resolve(), "specs/"), (Path.cwd().resolve(), "")):
+            try:
+                return prefix + resolved.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+    return [SourceFile(doc.name, label(doc.path), doc.path.read_text(encoding="utf-8")) for doc in documents]
 
 
 class PageTooBig(Exception):
