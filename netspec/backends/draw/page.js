@@ -15,17 +15,20 @@
   const levelButtons = document.getElementById("level-buttons");
   let level = -1, selected = -1, zoom = 1, shownFile = -1;
 
-  // Which levels draw entity k as a box ("node") or as an open block ("cluster"), read once from the SVGs.
-  const drawnAs = entities.map(() => ({}));
+  // Which levels draw entity k as a box ("node") or as an open block ("cluster"); a level's SVG is parsed
+  // the first time it is shown.
+  const drawnAs = entities.map((e) => e.at);
   const parser = new DOMParser();
-  const svgs = data.levels.map((lvl, i) => {
-    const doc = parser.parseFromString(lvl.svg, "image/svg+xml");
-    const svg = document.importNode(doc.documentElement, true);
-    svg.querySelectorAll("g.node[id^='v'], g.cluster[id^='v']").forEach((g) => {
-      drawnAs[+g.id.slice(1)][i] = g.classList.contains("cluster") ? "cluster" : "node";
-    });
-    return svg;
-  });
+  const parsed = [];
+  const levelCount = data.levels.length;
+  function svgOf(i) {
+    if (!parsed[i]) {
+      const doc = parser.parseFromString(data.levels[i].svg, "image/svg+xml");
+      parsed[i] = document.importNode(doc.documentElement, true);
+      prepare(parsed[i]);
+    }
+    return parsed[i];
+  }
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -44,14 +47,14 @@
   function element(k) { return graph.querySelector("#v" + k); }
 
   function show(i, anchor) {
-    if (i === level || i < 0 || i >= svgs.length) return;
+    if (i === level || i < 0 || i >= levelCount) return;
     const before = anchor !== undefined && element(anchor) ? element(anchor).getBoundingClientRect() : null;
-    graph.replaceChildren(svgs[i]);
+    graph.replaceChildren(svgOf(i));
     level = i;
     applyZoom();
     levelButtons.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
     if (selected >= 0 && element(selected)) element(selected).classList.add("selected");
-    const svg = svgs[i];
+    const svg = svgOf(i);
     svg.style.margin = "8px";
     if (before) keepInPlace(svg, element(anchor), before);
   }
@@ -96,7 +99,6 @@
     svg.setAttribute("data-width", svg.getAttribute("width"));
     svg.setAttribute("data-height", svg.getAttribute("height"));
   }
-  svgs.forEach(prepare);
 
   function activate(k, g) {
     select(k);
@@ -106,7 +108,7 @@
     const target = open
       ? Math.max(-1, ...levels.filter((i) => i < level && drawnAs[k][i] === "node"))
       : Math.min(Infinity, ...levels.filter((i) => i > level && drawnAs[k][i] === "cluster"));
-    if (target >= 0 && target < svgs.length) {
+    if (target >= 0 && target < levelCount) {
       hideTip();
       show(target, k);
       const now = element(k);
@@ -268,14 +270,14 @@
     levelButtons.append(b);
   });
   document.getElementById("collapse-all").addEventListener("click", () => show(0));
-  document.getElementById("expand-all").addEventListener("click", () => show(svgs.length - 1));
+  document.getElementById("expand-all").addEventListener("click", () => show(levelCount - 1));
   document.getElementById("zoom-in").addEventListener("click", () => setZoom(1.25));
   document.getElementById("zoom-out").addEventListener("click", () => setZoom(0.8));
   document.addEventListener("keydown", (ev) => {
     const typing = ev.target === search || ev.target.tagName === "INPUT";
     if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.key === "/") { ev.preventDefault(); search.focus(); }
-    else if (ev.key === "e") show(svgs.length - 1);
+    else if (ev.key === "e") show(levelCount - 1);
     else if (ev.key === "c") show(0);
     else if (ev.key === "+" || ev.key === "=") setZoom(1.25);
     else if (ev.key === "-") setZoom(0.8);

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from netspec.backends.draw.dot import render, to_digraph
+from netspec.backends.draw.dot import FONT, render, to_digraph
 from netspec.backends.draw.folding import scope_tree
 from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
 from netspec.backends.draw.view import View, build_view, show_shape, show_value
@@ -103,12 +103,12 @@ def build_page(shaped: ShapedNetwork, sources: Sequence[SourceFile], diff: Mappi
     table = _Entities(shaped, diff)
     shown = levels(shaped, max_boxes)
     layouts = []
-    for level in shown:
+    for number, level in enumerate(shown):
         ids = {}
         for item in level.view.items:
-            ids[item.id] = table.element(*_entity_key(item.id))
+            ids[item.id] = table.element(*_entity_key(item.id), number, "node")
         for cluster in level.view.clusters:
-            ids[cluster.id] = table.element("scope", cluster.path)
+            ids[cluster.id] = table.element("scope", cluster.path, number, "cluster")
         svg = render(to_digraph(level.view, ids=ids).source, "svg", timeout).decode("utf-8")
         layouts.append({"depth": level.depth, "svg": clean_svg(svg)})
     files = [f.name for f in sources]
@@ -135,16 +135,22 @@ class _Entities:
         self.shaped, self.diff = shaped, diff
         self.tree = scope_tree(shaped)
         self.keys: dict[tuple[str, str], int] = {}
+        self.drawn: dict[int, dict[int, str]] = {}
         self.changed_scopes = {s.path for name, state in diff.items() if name in shaped.nodes
                                for s in scopes_of(shaped.network.scopes, name)}
         self.changed_scopes |= {name for name in diff if name in self.tree.scopes}
 
-    def element(self, kind: str, key: str) -> str:
-        return "v" + str(self.keys.setdefault((kind, key), len(self.keys)))
+    def element(self, kind: str, key: str, level: int, drawn_as: str) -> str:
+        """The SVG id of an entity, noting that level `level` draws it as a box ("node") or open ("cluster")."""
+        number = self.keys.setdefault((kind, key), len(self.keys))
+        self.drawn.setdefault(number, {})[level] = drawn_as
+        return f"v{number}"
 
     def rows(self, files: list[str]) -> list[dict]:
         index = {f: i for i, f in enumerate(files)}
-        return [self.row(kind, key, index) for kind, key in self.keys]
+        # "at": level → how it is drawn there, so that the page parses a level's SVG only when it is shown
+        return [{**self.row(kind, key, index), "at": self.drawn[number]}
+                for number, (kind, key) in enumerate(self.keys)]
 
     def row(self, kind: str, key: str, files: Mapping[str, int]) -> dict:
         def link(label: str, mark: Mark | None) -> list:
@@ -192,8 +198,10 @@ _DROP = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->|<title>.*?</title
 
 def clean_svg(svg: str) -> str:
     """dot's SVG without its prolog, comments and titles (which repeat node names; the page has its own
-    tooltips), and with runs of whitespace between tags dropped."""
-    return re.sub(r">\s+<", "><", _DROP.sub("", svg)).strip()
+    tooltips), without the font named on every text (the page's style names it once), and with runs of
+    whitespace between tags dropped."""
+    svg = _DROP.sub("", svg).replace(f' font-family="{FONT},sans-Serif"', "")
+    return re.sub(r">\s+<", "><", svg).strip()
 
 
 def _script_json(data) -> str:
