@@ -56,7 +56,7 @@ def cmd_view(args) -> int:
 
     # Everything is checked before anything is written: an error never leaves a partial page.
     shaped = shaped_for_output(args.spec, overrides, out)
-    if out is None:
+    if out is None:  # a network's name is an identifier (the schema), so this stays in the working folder
         out = Path(f"{shaped.name}.html")
         shaped_for_output(args.spec, overrides, out)  # the default name must not be the spec either
     sources = source_files(read(args.spec))
