@@ -124,6 +124,8 @@ def test_a_box_links_to_its_call_and_its_templates_definition_with_the_line_high
         links.nth(i).click()
         lit = opened.tab.locator("#source .ln.hl")
         assert lit.count() == 1 and lit.is_visible()
+        shown, panel = lit.bounding_box(), opened.tab.locator("#source").bounding_box()
+        assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"]
         assert lit.get_attribute("id").endswith(f"-{mark.line}")
         expected = Path(mark.file).read_text(encoding="utf-8").splitlines()[mark.line - 1]
         assert lit.inner_text().strip() == expected.strip()
