@@ -120,18 +120,24 @@ def test_a_box_links_to_its_call_and_its_templates_definition_with_the_line_high
     opened.box("b3.0").click()
     links = opened.tab.locator("#info a.src-link")
     assert links.count() == 2
+    assert_line_shown(opened, scope.mark)  # selecting shows the first link's line at once
     for i, mark in enumerate((scope.mark, scope.defined)):
         links.nth(i).click()
-        lit = opened.tab.locator("#source .ln.hl")
-        assert lit.count() == 1 and lit.is_visible()
-        shown, panel = lit.bounding_box(), opened.tab.locator("#source").bounding_box()
-        assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"]
-        assert lit.get_attribute("id").endswith(f"-{mark.line}")
-        expected = Path(mark.file).read_text(encoding="utf-8").splitlines()[mark.line - 1]
-        assert lit.inner_text().strip() == expected.strip()
-        tab = opened.tab.locator('#file-tabs button[aria-selected="true"]')
-        assert tab.inner_text() == "specs/" + Path(mark.file).resolve().relative_to(REPO / "specs").as_posix()
+        assert_line_shown(opened, mark)
     assert "inception" in opened.tab.locator("#source .ln.hl").inner_text()  # the definition's own line
+
+
+def assert_line_shown(opened, mark):
+    """The line `mark` points at is the one highlighted, inside the source panel's visible part, in its file."""
+    lit = opened.tab.locator("#source .ln.hl")
+    assert lit.count() == 1 and lit.is_visible()
+    shown, panel = lit.bounding_box(), opened.tab.locator("#source").bounding_box()
+    assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"]
+    assert lit.get_attribute("id").endswith(f"-{mark.line}")
+    expected = Path(mark.file).read_text(encoding="utf-8").splitlines()[mark.line - 1]
+    assert lit.inner_text().strip() == expected.strip()
+    tab = opened.tab.locator('#file-tabs button[aria-selected="true"]')
+    assert tab.inner_text() == "specs/" + Path(mark.file).resolve().relative_to(REPO / "specs").as_posix()
 
 
 def test_the_totals_bar_shows_the_selected_blocks_share(opened):

@@ -185,14 +185,15 @@
     row("params", grouped(e.params) + " (" + share(e.params, data.params) + ")");
     row("MACs", count(e.macs) + " (" + share(e.macs, data.macs) + ")");
     if (e.diff) row("diff", e.diff);
-    e.links.forEach(([label, file, line], j) => {
+    e.links.forEach(([label, file, line]) => {
       const a = el("a", data.files[file][0] + ":" + line, "src-link");
       a.href = "#L" + file + "-" + line;
       a.addEventListener("click", (ev) => { ev.preventDefault(); showSource(file, line, true); });
       row(label, a);
-      if (j === 0) showSource(file, line, false);
     });
     info.append(dl);
+    // after the panel above it has its final height, or the line could land below the visible part
+    if (e.links.length) showSource(e.links[0][1], e.links[0][2], false);
     showTotals();
   }
 
