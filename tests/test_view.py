@@ -253,3 +253,22 @@ def test_the_gallery_has_a_small_screenshot_of_every_specs_page():
     for shot in shots.glob("*.png"):
         data = shot.read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) < 100_000, shot.name
+
+
+@needs_dot
+def test_a_block_that_lost_nodes_is_marked_changed(tmp_path, capsys):
+    assert view(capsys, "imagenet/resnet18", "--diff", "imagenet/resnet34", "-o", str(tmp_path / "p.html"))[0] == 0
+    _, data = page_of(tmp_path / "p.html")
+    entities = {e["name"]: e for e in data["entities"]}
+    assert "layer1.2.conv1" in data["removed"] and data["diff"]["added"] == 0
+    assert entities["layer1"]["diff"] == "changed" and entities["fc"]["diff"] is None
+
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", spec_params())
+def test_each_level_opens_more_than_the_one_before(spec):
+    drawn = levels(netspec.shaped_network(spec))
+    pictures = [({i.id for i in level.view.items}, {c.id for c in level.view.clusters}) for level in drawn]
+    assert all(a != b and len(a[1]) <= len(b[1]) for a, b in zip(pictures, pictures[1:]))
+    assert drawn[-1].depth is None

@@ -73,11 +73,11 @@ class Level:
 
 
 def levels(shaped: ShapedNetwork, max_boxes: int = MAX_BOXES) -> list[Level]:
-    """The levels of folding, most folded first, each drawing something the one before did not; a level of more
-    than `max_boxes` boxes ends the list (PageTooBig when the first one has)."""
+    """The levels of folding, most folded first: `--depth 0` up to the deepest nesting, then full depth (each
+    opens the scopes of one more level, so no two are the same picture).  A level of more than `max_boxes`
+    boxes ends the list (PageTooBig when the first one has)."""
     deepest = max((len(chain) for chain in scope_tree(shaped).chains.values()), default=0)
     found: list[Level] = []
-    seen = set()
     for depth in [*range(deepest), None]:
         view = build_view(shaped, depth)
         if len(view.items) > max_boxes:
@@ -85,10 +85,7 @@ def levels(shaped: ShapedNetwork, max_boxes: int = MAX_BOXES) -> list[Level]:
                 raise PageTooBig(f"the most folded diagram has {len(view.items):,} boxes, more than `dot` is "
                                  f"given (--max-boxes {max_boxes:,})")
             break
-        drawn = (tuple(i.id for i in view.items), tuple(c.id for c in view.clusters))
-        if drawn not in seen:
-            seen.add(drawn)
-            found.append(Level(depth, view))
+        found.append(Level(depth, view))
     return found
 
 
@@ -122,6 +119,12 @@ def build_page(shaped: ShapedNetwork, sources: Sequence[SourceFile], diff: Mappi
     return _assemble(shaped.name, data)
 
 
+def _prefixes(name: str) -> list[str]:
+    """`a.b.c` → `a`, `a.b`, `a.b.c`."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
 def _entity_key(item_id: str) -> tuple[str, str]:
     if item_id.startswith("block/"):
         return "scope", item_id.removeprefix("block/")
@@ -136,9 +139,9 @@ class _Entities:
         self.tree = scope_tree(shaped)
         self.keys: dict[tuple[str, str], int] = {}
         self.drawn: dict[int, dict[int, str]] = {}
-        self.changed_scopes = {s.path for name, state in diff.items() if name in shaped.nodes
-                               for s in scopes_of(shaped.network.scopes, name)}
-        self.changed_scopes |= {name for name in diff if name in self.tree.scopes}
+        # A block is changed when a node inside it is marked, removed ones included (they are named by their
+        # place in the other network, which is a place in this one when the block is still here).
+        self.changed_scopes = {path for name in diff for path in _prefixes(name) if path in self.tree.scopes}
 
     def element(self, kind: str, key: str, level: int, drawn_as: str) -> str:
         """The SVG id of an entity, noting that level `level` draws it as a box ("node") or open ("cluster")."""
