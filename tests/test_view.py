@@ -265,7 +265,6 @@ def test_a_block_that_lost_nodes_is_marked_changed(tmp_path, capsys):
 
 
 
-@needs_dot
 @pytest.mark.parametrize("spec", spec_params())
 def test_each_level_opens_more_than_the_one_before(spec):
     drawn = levels(netspec.shaped_network(spec))
