@@ -14,7 +14,7 @@ built-in spec (a `pathlib.Path` always names a file).  Errors in text are locate
 dict as `<dict>` with the JSON pointer of the value.  `load`, `validate`, `summary`, `draw`, `emit_python`,
 `shaped_network`, `load_spec` and `diff` take any of them; `compat` also takes weights (below).
 
-`load_weights` loads a state_dict strictly (or raises `netspec.WeightsError`, whose `report` is a
+`load_weights` loads a state_dict strictly (or raises `netspec.WeightsError`, whose .report is a
 `netspec.Compat`); `load_matching` loads what fits and returns the `netspec.Compat`, as `train --init-from` does.
 Failures: `netspec.SpecErrors` (located `netspec.SpecError`s with a `netspec.Mark`), `netspec.ModelTooLarge`,
 `netspec.WeightsFileError`.  Only `load`, `emit_python`, `load_weights`, `load_matching`, `diff` and `compat`
@@ -127,7 +127,8 @@ def emit_python(spec: Spec, **params) -> str:
 
 def load_weights(model, state_dict, rename=None, skip=()):
     """Loads a state_dict (or a file saved with torch.save) into a compiled model strictly: every tensor used
-    once, same shapes; raises netspec.backends.weights.WeightsError listing every problem.  The specs in
+    once, same shapes; raises netspec.WeightsError listing every problem (its `.report`: netspec.Compat, the
+    report `netspec compat` prints, with suggested renames).  The specs in
     imagenet/ have torchvision's keys, so `load_weights(model, torchvision_model.state_dict())` needs no name map;
     `rename` ({incoming prefix: model prefix}) and `skip` (model modules to leave as they are) serve other
     sources."""

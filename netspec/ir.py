@@ -89,11 +89,15 @@ class Network:
         return scopes[depth].path if len(scopes) > depth else name
 
 
+def prefixes(name: str) -> list[str]:
+    """The dotted paths around a node or scope, outermost first: `b3.0.1.2` → ["b3", "b3.0", "b3.0.1"]."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def scopes_of(scopes: Mapping[str, Scope], name: str) -> list[Scope]:
     """The scopes node `name` sits in, outermost first (not a scope at the node's own path)."""
-    parts = name.split(".")
-    prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
-    return [scopes[p] for p in prefixes if p in scopes]
+    return [scopes[p] for p in prefixes(name) if p in scopes]
 
 
 def call_notes(scopes: Mapping[str, Scope], name: str) -> tuple[Note, ...]:

@@ -32,7 +32,7 @@ def read_text(text: str, name: str = "<string>") -> list[Document]:
 
 
 def read_data(data: Mapping, name: str = "<dict>") -> list[Document]:
-    """A spec given as data (plain dicts, lists, strings, numbers, booleans, None) → as `read_text` of its YAML
+    """A spec given as data (plain dicts, lists or tuples, strings, numbers, booleans, None) → as `read_text` of its YAML
     form, `yaml.safe_dump(data, sort_keys=False)`: the line:col of an error count in that text, and its JSON
     pointer (`at: /body/3/conv/out`) names the value in `data`."""
     import yaml

@@ -11,6 +11,7 @@ once, found greedily: the rename that matches the most leftover keys first.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -148,32 +149,40 @@ def suggest_renames(missing: Shapes, unexpected: Shapes) -> tuple[Rename, ...]:
                 if prefix != target_prefix:
                     candidates.setdefault((prefix, target_prefix), set()).add((key, partner))
             break
+    # Lazy greedy: a candidate's count of still-unmatched keys only falls as renames are chosen, so a popped
+    # candidate whose recount equals its stored count is the best one left.
+    def rank(prefixes: tuple[str, str], count: int) -> tuple:
+        # More keys first; then the rename that keeps more of the path (a closer relative), then the shorter.
+        return (-count, -_shared_head(*prefixes), len(prefixes[0]) + len(prefixes[1]), prefixes)
+
+    heap = [rank(prefixes, len(pairs)) for prefixes, pairs in candidates.items()]
+    heapq.heapify(heap)
     chosen: list[Rename] = []
     used_sources: set[str] = set()
     used_targets: set[str] = set()
-    while candidates and len(chosen) < MAX_RENAMES:
-        def gain(item):
-            (prefix, target_prefix), pairs = item
-            fresh = _fresh(pairs, used_sources, used_targets)
-            # More keys first; then the rename that keeps more of the path (a closer relative), then the shorter.
-            return (len(fresh), _shared_head(prefix, target_prefix), -len(prefix) - len(target_prefix))
-
-        (prefix, target_prefix), pairs = max(candidates.items(), key=gain)
-        fresh = _fresh(pairs, used_sources, used_targets)
+    while heap and len(chosen) < MAX_RENAMES:
+        entry = heapq.heappop(heap)
+        prefixes = entry[-1]
+        fresh = _fresh(candidates[prefixes], used_sources, used_targets)
         if not fresh:
-            break
-        chosen.append(Rename(prefix, target_prefix, len(fresh)))
+            continue
+        if len(fresh) != -entry[0]:
+            heapq.heappush(heap, rank(prefixes, len(fresh)))
+            continue
+        chosen.append(Rename(prefixes[0], prefixes[1], len(fresh)))
         used_sources |= {s for s, _ in fresh}
         used_targets |= {t for _, t in fresh}
-        del candidates[(prefix, target_prefix)]
     return tuple(chosen)
 
 
 def _fresh(pairs: set[tuple[str, str]], used_sources: set[str], used_targets: set[str]) -> list[tuple[str, str]]:
     """The pairs whose keys no chosen rename has matched yet, each source and target key in one pair at most."""
-    sources, targets, fresh = set(used_sources), set(used_targets), []
+    sources: set[str] = set()
+    targets: set[str] = set()
+    fresh = []
     for source, target in sorted(pairs):
-        if source not in sources and target not in targets:
+        if source not in sources and target not in targets and source not in used_sources \
+                and target not in used_targets:
             sources.add(source)
             targets.add(target)
             fresh.append((source, target))
@@ -201,9 +210,10 @@ def headline(report: Compat) -> str:
     return ", ".join(parts)
 
 
-def render(report: Compat, source: str = "the source", target: str = "the target") -> str:
+def render(report: Compat, source: str = "the source", target: str = "the target", hint: bool = True) -> str:
     """The report as text: the headline, then every kind of leftover key (cut at SHOWN each), then the
-    suggested renames.  `compat`, `load_weights`' error and `train --init-from` all print this."""
+    suggested renames or skips (`hint`: where they apply).  `compat`, `load_weights`' error and `train
+    --init-from` all print this."""
     lines = [headline(report)]
     lines += _section(f"new (in {target}, not in {source})", report.new)
     lines += _section(f"with another shape ({target} vs {source})", [
@@ -211,9 +221,9 @@ def render(report: Compat, source: str = "the source", target: str = "the target
     lines += _section(f"dropped (in {source}, not in {target})", report.dropped)
     lines += _section("given twice (after `rename`)", [f"{k} ← {', '.join(s)}" for k, s in report.doubled])
     lines += _section("skipped (left as they are)", report.skipped)
-    hint = advice(report, source, target)
-    if hint:
-        lines.append(f"hint: {hint}")
+    text = advice(report, source, target) if hint else None
+    if text:
+        lines.append(f"hint: {text}")
     return "\n".join(lines)
 
 
@@ -224,7 +234,7 @@ def advice(report: Compat, source: str = "the source", target: str = "the target
         return renames
     if report.reshaped and not report.new and not report.dropped:
         modules = sorted({r.key.rsplit(".", 1)[0] for r in report.reshaped})
-        return f"to keep {target}'s own {', '.join(modules)} (e.g. another num_classes), pass skip={modules!r}"
+        return f"to load the rest and keep {target}'s own {', '.join(modules)} as initialized, pass skip={modules!r}"
     return None
 
 

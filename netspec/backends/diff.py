@@ -17,11 +17,12 @@ torch-free; the state_dict keys come from the modules built on torch's meta devi
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
 from netspec.backends.compat import Compat, compare, render as render_compat
-from netspec.ir import ShapedNetwork
+from netspec.ir import ShapedNetwork, prefixes
 from netspec.passes.shapes import format_count
 
 ADDED, REMOVED, CHANGED, RESHAPED, SAME = "added", "removed", "changed", "reshaped", "same"
@@ -33,6 +34,7 @@ class NodeFacts:
     op: str
     args: Mapping[str, object]
     inputs: tuple[str, ...]
+    in_shapes: tuple[tuple[int, ...], ...]
     shape: tuple[int, ...]
     params: int
     macs: int
@@ -75,7 +77,8 @@ class ScopeChange:
 
 @dataclass(frozen=True)
 class Side:
-    label: str                        # the spec as given (a path or built-in name, with its --set)
+    label: str                        # the spec as given (a path or built-in name)
+    overrides: Mapping[str, object]   # the params it was given (`--set`)
     name: str
     input: tuple[int, ...]
     output: tuple[int, ...]
@@ -109,12 +112,13 @@ class SpecDiff:
 
     def to_json(self) -> dict:
         def side(s: Side) -> dict:
-            return {"spec": s.label, "name": s.name, "input": list(s.input), "output": list(s.output),
+            return {"spec": s.label, "set": dict(s.overrides), "name": s.name, "input": list(s.input), "output": list(s.output),
                     "params": s.params, "macs": s.macs}
 
         def facts(f: NodeFacts | None) -> dict | None:
             return None if f is None else {"op": f.op, "args": _plain(f.args), "inputs": list(f.inputs),
-                                           "shape": list(f.shape), "params": f.params, "macs": f.macs}
+                                           "in_shapes": [list(x) for x in f.in_shapes], "shape": list(f.shape),
+                                           "params": f.params, "macs": f.macs}
 
         return {
             "a": side(self.a), "b": side(self.b), "identical": self.identical, "depth": self.depth,
@@ -132,9 +136,10 @@ class SpecDiff:
 
 
 def diff_networks(a: ShapedNetwork, b: ShapedNetwork, depth: int = 0, labels: tuple[str, str] | None = None,
-                  keys: bool = True) -> SpecDiff:
+                  keys: bool = True, overrides: tuple[Mapping, Mapping] = ({}, {})) -> SpecDiff:
     """A against B.  `depth`: blocks nested deeper than this are one row each (as `summary --depth`); `keys`:
-    also compare the state_dicts (imports torch; builds no tensor)."""
+    also compare the state_dicts (imports torch; builds no tensor); `labels` and `overrides`: how the two specs
+    were given, for the report."""
     if depth < 0:
         raise ValueError(f"depth must be 0 or more, got {depth}")
     facts_a, facts_b = _node_facts(a), _node_facts(b)
@@ -158,12 +163,13 @@ def diff_networks(a: ShapedNetwork, b: ShapedNetwork, depth: int = 0, labels: tu
 
         state = compare(state_shapes(b), state_shapes(a))
     labels = labels or (a.name, b.name)
-    return SpecDiff(_side(labels[0], a), _side(labels[1], b), depth, _blocks(a, b, nodes, depth), tuple(nodes),
-                    _outermost(a, b), _outermost(b, a), state)
+    return SpecDiff(_side(labels[0], overrides[0], a), _side(labels[1], overrides[1], b), depth,
+                    _blocks(a, b, nodes), tuple(nodes), _outermost(a, b), _outermost(b, a), state)
 
 
 def _node_facts(shaped: ShapedNetwork) -> dict[str, NodeFacts]:
-    return {node.name: NodeFacts(node.op, node.args, node.inputs, shaped.facts[node.name].shape,
+    return {node.name: NodeFacts(node.op, node.args, node.inputs, shaped.facts[node.name].in_shapes,
+                                 shaped.facts[node.name].shape,
                                  shaped.facts[node.name].param_count, shaped.facts[node.name].macs)
             for node in shaped.op_nodes()}
 
@@ -185,8 +191,8 @@ def _merged_order(a: list[str], b: list[str]) -> list[str]:
     return merged
 
 
-def _side(label: str, shaped: ShapedNetwork) -> Side:
-    return Side(label, shaped.name, tuple(shaped.network.input_shape), tuple(shaped.output_shape),
+def _side(label: str, overrides: Mapping, shaped: ShapedNetwork) -> Side:
+    return Side(label, dict(overrides), shaped.name, tuple(shaped.network.input_shape), tuple(shaped.output_shape),
                 shaped.param_count, shaped.macs)
 
 
@@ -198,7 +204,7 @@ def _kind(shaped: ShapedNetwork, block: str) -> str | None:
     return node.op if node is not None else None
 
 
-def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff], depth: int) -> tuple[BlockDiff, ...]:
+def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff]) -> tuple[BlockDiff, ...]:
     rows: dict[str, dict] = {}
     for node in nodes:
         row = rows.setdefault(node.block, {"count": dict.fromkeys((ADDED, REMOVED, CHANGED, RESHAPED, SAME), 0),
@@ -233,18 +239,20 @@ def _blocks(a: ShapedNetwork, b: ShapedNetwork, nodes: list[NodeDiff], depth: in
 
 
 def _outermost(have: ShapedNetwork, other: ShapedNetwork) -> tuple[ScopeChange, ...]:
-    """The scopes of `other` that `have` lacks, outermost only (`layer1.2`, not also `layer1.2.downsample`)."""
-    ours = have.network.scopes
-    found: dict[str, ScopeChange] = {}
-    for path, scope in other.network.scopes.items():
-        if path in ours or path in have.nodes:
-            continue
-        parts = path.split(".")
-        if any(".".join(parts[:i]) in found for i in range(1, len(parts))):
-            continue
-        inside = sum(1 for name in other.nodes if name.startswith(path + "."))
-        found[path] = ScopeChange(path, scope.template or scope.kind, inside)
-    return tuple(found.values())
+    """The scopes of `other` that `have` lacks, outermost only (`layer1.2`, not also `layer1.2.downsample`),
+    with their op node counts.  One pass over the scopes and one over the nodes, each looking at a name's
+    prefixes only."""
+    missing = {path for path in other.network.scopes if path not in have.network.scopes and path not in have.nodes}
+    outer = [path for path in other.network.scopes if path in missing
+             and not any(prefix in missing for prefix in prefixes(path))]
+    counts = dict.fromkeys(outer, 0)
+    for node in other.op_nodes():
+        for prefix in prefixes(node.name):
+            if prefix in counts:
+                counts[prefix] += 1
+                break
+    scopes = other.network.scopes
+    return tuple(ScopeChange(path, scopes[path].template or scopes[path].kind, counts[path]) for path in outer)
 
 
 def _plain(value) -> object:
@@ -263,7 +271,8 @@ def _list(shape) -> list | None:
 
 def render_table(diff: SpecDiff) -> str:
     a, b = diff.a, diff.b
-    lines = [f"A: {a.label} ({a.name})", f"B: {b.label} ({b.name})", ""]
+    lines = [f"{side}: {_given(x)}" for side, x in (("A", a), ("B", b))]
+    lines.append("")
     facts = [("", "A", "B", "Δ"),
              ("params", f"{a.params:,}", f"{b.params:,}", _delta(b.params - a.params, False)),
              ("MACs", format_count(a.macs), format_count(b.macs), _delta(b.macs - a.macs, True)),
@@ -290,6 +299,13 @@ def render_table(diff: SpecDiff) -> str:
     return "\n".join(lines)
 
 
+def _given(side: Side) -> str:
+    """`googlenet --set size=224`, and the network's name where the file's is another."""
+    sets = "".join(f" --set {k}={json.dumps(v)}" for k, v in side.overrides.items())
+    stem = side.label.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".yaml")
+    return side.label + sets + (f" (network `{side.name}`)" if side.name != stem else "")
+
+
 def _verdict(diff: SpecDiff) -> str:
     count = {s: 0 for s in (ADDED, REMOVED, CHANGED, RESHAPED)}
     for node in diff.nodes:
@@ -314,13 +330,17 @@ def _details(diff: SpecDiff) -> list[str]:
         lines += _section(title, items)
     changed = [f"{n.name}: {_what_changed(n)}" for n in diff.nodes if n.status == CHANGED]
     lines += _section("changed (op, arguments or inputs)", changed)
+    reshaped = [f"{n.name}: {n.a.op}; {_what_changed(n)}" for n in diff.nodes if n.status == RESHAPED]
+    lines += _section("reshaped (the same definition; what feeds it changed)", reshaped)
     return lines
 
 
 def _what_changed(node: NodeDiff) -> str:
     a, b = node.a, node.b
     parts = []
-    if a.op != b.op:
+    if node.status == RESHAPED:
+        pass
+    elif a.op != b.op:
         parts.append(f"{a.op} → {b.op}")
     else:
         args = [f"{k} {_value(a.args.get(k))} → {_value(b.args.get(k))}"
@@ -328,8 +348,14 @@ def _what_changed(node: NodeDiff) -> str:
         parts.append(f"{a.op} " + ", ".join(args) if args else a.op)
     if a.inputs != b.inputs:
         parts.append(f"reads {', '.join(a.inputs)} → {', '.join(b.inputs)}")
+    if a.in_shapes != b.in_shapes and node.status == RESHAPED:   # the same inputs: say which one changed
+        several = len(a.in_shapes) > 1
+        parts += [f"input{f' {i}' if several else ''} {_shape(x)} → {_shape(y)}"
+                  for i, (x, y) in enumerate(zip(a.in_shapes, b.in_shapes)) if x != y]
     if a.shape != b.shape:
         parts.append(f"output {_shape(a.shape)} → {_shape(b.shape)}")
+    if a.params != b.params:
+        parts.append(f"params {a.params:,} → {b.params:,}")
     return "; ".join(parts)
 
 

@@ -74,11 +74,6 @@ def _shaped_pair(refs: tuple[str, str], overrides: tuple[dict, dict]):
     return shaped
 
 
-def _label(ref: str, overrides: dict) -> str:
-    sets = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
-    return f"{ref} ({sets})" if sets else ref
-
-
 def cmd_diff(args) -> int:
     from netspec.backends.diff import diff_networks, render_table
 
@@ -86,7 +81,7 @@ def cmd_diff(args) -> int:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
     params = (_overrides(args, "a"), _overrides(args, "b"))
     a, b = _shaped_pair((args.a, args.b), params)
-    diff = diff_networks(a, b, args.depth, (_label(args.a, params[0]), _label(args.b, params[1])))
+    diff = diff_networks(a, b, args.depth, (args.a, args.b), overrides=params)
     print(json.dumps(diff.to_json(), indent=2) if args.json else render_table(diff))
     return EXIT_FAILURE if args.exit_code and not diff.identical else EXIT_OK
 

@@ -303,7 +303,7 @@ def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen
                    f"{device_name(setup)}, {devices.precision_note(setup.device, setup.amp, setup.recipe.amp)}")
         if prepared.init_report is not None:
             ui.message(f"--init-from {prepared.options.init_from}: "
-                       + render(prepared.init_report, "the weights", "the network"))
+                       + render(prepared.init_report, "the weights", "the network", hint=False))
         if state.epoch >= epochs and state.step_in_epoch == 0 and state.history:
             ui.message(f"the run has finished its {epochs} epochs; pass --epochs N (more) to train longer")
     try:
