@@ -7,16 +7,18 @@ STAMP   := $(VENV)/.installed
 # Installed before the project: pip takes this exact version from local disk as a CPU build,
 # so the project's `torch>=2.1` is already met and no multi-GB CUDA build is downloaded.
 TORCH   := torch==2.13.0
-APT_PKGS := graphviz dataset-fashion-mnist
+APT_PKGS := graphviz dataset-fashion-mnist chromium
 MODEL   ?= googlenet
 
 .PHONY: setup sysdeps venv run test test-torchvision clean distclean
 
 setup: sysdeps $(STAMP)
 
-# System packages: Graphviz's `dot` (for draw) and the Fashion-MNIST files (for train).
+# System packages: Graphviz's `dot` (for draw and view), the Fashion-MNIST files (for train) and chromium (the
+# browser tests/test_view_browser.py drives; Playwright uses it, never downloading a browser of its own).
 sysdeps:
-	@if command -v dot >/dev/null 2>&1 && [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	@if command -v dot >/dev/null 2>&1 && [ -d /usr/share/datasets/fashion-mnist ] \
+	    && command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "installing system packages: $(APT_PKGS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \

@@ -213,7 +213,7 @@ def test_an_internal_error_exits_1_with_one_line_unless_debug(capsys, monkeypatc
 
 # ── what people expect of a command line ─────────────────────────────────────────────────────────────────────
 
-MINE = ("validate", "summary", "lint", "compile", "list", "schema", "completion", "draw")  # train, eval and
+MINE = ("validate", "summary", "lint", "compile", "list", "schema", "completion", "draw", "view")  # train, eval and
 # export are described in netspec/cli/train.py, with SPEC's help checked there
 
 

@@ -92,13 +92,14 @@ def _check_command(parser: ArgumentParser, argv: list[str]) -> None:
 
 
 def _extensions():
-    """The draw, train and compare (diff, compat) commands, each in its own module (none imports torch or
+    """The draw, view, train and compare (diff, compat) commands, each in its own module (none imports torch or
     graphviz at import)."""
     from netspec.cli.compare import register as register_compare
     from netspec.cli.draw import register as register_draw
     from netspec.cli.train import register as register_train
+    from netspec.cli.view import register as register_view
 
-    return (register_draw, register_train, register_compare)
+    return (register_draw, register_view, register_train, register_compare)
 
 
 # What the output's few non-ASCII characters become on a terminal that cannot show them (PYTHONIOENCODING=ascii,
