@@ -50,9 +50,10 @@ def build_parser() -> ArgumentParser:
     add_set_flag(p)
     p.set_defaults(handler=cmd_summary)
 
-    p = sub.add_parser("lint", help="warn about unused nodes and cycles")
+    p = sub.add_parser("lint", help="warn about likely design mistakes (docs/cli.md lists the rules)")
     p.add_argument("specs", nargs="+", metavar="SPEC", help=SPECS_HELP)
-    p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings (default: exit 0)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings (default: exit 0)")
+    p.add_argument("--info", action="store_true", help="also show info findings (default: only counted)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout (docs/cli.md) (default: text)")
     add_set_flag(p)
     p.set_defaults(handler=cmd_lint)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from netspec.frontend.grammar import MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS, takes_branches
+from netspec.frontend.grammar import (LINT_SCHEMA, MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS,
+                                      takes_branches)
 from netspec.ops import OPS, Param
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
@@ -113,6 +114,7 @@ def _top_level_properties() -> dict:
                                   {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
                        "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
         }}, "facts checked whenever the spec is compiled with its default params; a mismatch is an error"),
+        "lint": _d({"$ref": "#/$defs/lint"}, "`netspec lint` rules silenced on the whole network"),
         "train": _d({"type": "object", "additionalProperties": False,
                      "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
                     "the training recipe used by `netspec train` (flags override it)"),
@@ -132,6 +134,7 @@ def _value_defs() -> dict:
                     "a template argument: a scalar, a list or an expression"),
         "from": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
                    "one name or a list of names"),
+        "lint": _d(LINT_SCHEMA, "`netspec lint` rules to silence, with the reason they are intended"),
     }
 
 
