@@ -36,7 +36,9 @@ def _param_schema(param: Param) -> dict:
         "size": [integer, pair, {"type": "null"}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
-    return {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
+    schema = {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
+    # `default` is what editors offer on completion; the value netspec uses when the key is left out.
+    return schema if param.required else schema | {"default": json.loads(json.dumps(param.default))}
 
 
 def _op_schema(op) -> dict:
@@ -63,7 +65,36 @@ def _item_properties() -> dict:
     props[SEQ] = _d({"$ref": "#/$defs/seq"}, "items applied one after another")
     for name, op in OPS.items():
         props[name] = _op_schema(op)
+    for name, schema in _library_blocks().items():
+        props.setdefault(name, schema)
     return props
+
+
+def _library_blocks() -> dict:
+    """The public blocks of the built-in library (specs/blocks/), each a template call whose params an editor
+    describes and completes.  Only described: a spec may define its own template of the same name, with other
+    params, so the call is checked as any template call is (netspec checks the params against the template)."""
+    from netspec.frontend.imports import builtin_root
+    from netspec.frontend.parse import blocks_of, params_of, template_params
+    from netspec.frontend.param_types import show
+    from netspec.frontend.yaml_source import read_document
+
+    root = builtin_root()
+    blocks = {}
+    for path in sorted((root / "blocks").glob("*.yaml")):
+        source = path.relative_to(root).as_posix()
+        for name, _, definition in blocks_of([read_document(path, source)]):
+            params, _ = template_params(params_of(definition))
+            doc = str(definition.get("doc", "")).strip().split("\n")[0]
+            properties = {}
+            for key, p in params.items():
+                default = "" if p.required else f" Default: {json.dumps(p.default.raw)}."
+                properties[key] = {"description": f"{p.doc or key} ({show(p.type)}).{default}".replace("..", "."),
+                                   "anyOf": [{"$ref": "#/$defs/value"}]} | ({} if p.required else {"default": p.default.raw})
+            blocks[name] = {"description": f"`{name}` (block from `imports: [{source}]`): {doc}",
+                            "type": ["object", "null"], "properties": properties,
+                            "additionalProperties": {"$ref": "#/$defs/value"}}
+    return blocks
 
 
 def build_schema() -> dict:
