@@ -93,11 +93,13 @@ def _check_command(parser: ArgumentParser, argv: list[str]) -> None:
 
 
 def _extensions():
-    """The draw and train commands, each in its own module (neither imports torch or graphviz at import)."""
+    """The draw, train and authoring commands, each in its own module (none imports torch or graphviz at
+    import)."""
+    from netspec.cli.authoring import register as register_authoring
     from netspec.cli.draw import register as register_draw
     from netspec.cli.train import register as register_train
 
-    return (register_draw, register_train)
+    return (register_draw, register_train, register_authoring)
 
 
 # What the output's few non-ASCII characters become on a terminal that cannot show them (PYTHONIOENCODING=ascii,

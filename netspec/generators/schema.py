@@ -11,6 +11,7 @@ import sys
 
 from netspec.frontend.grammar import (LINT_SCHEMA, MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS,
                                       takes_branches)
+from netspec.frontend.formats import CURRENT, READABLE
 from netspec.ops import OPS, Param
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
@@ -126,7 +127,9 @@ def _template_call() -> dict:
 def _top_level_properties() -> dict:
     """The keys of a spec file."""
     return {
-        "netspec": _d({"const": 1}, "format version of the spec language; this netspec reads version 1"),
+        "netspec": _d({"enum": list(READABLE)}, f"format version of the spec language: {CURRENT} is current; older "
+                      "versions are read too, and `netspec upgrade` rewrites a file in the current one "
+                      "(docs/spec-format.md)"),
         "name": _d({"type": "string", "pattern": NAME_PATTERN}, "the network's name (also the run folder's)"),
         "doc": _d({"type": "string"}, "one line shown by `netspec list`, then details"),
         "imports": _d({"type": "array", "items": {"type": "string"}},
