@@ -170,3 +170,19 @@ def test_each_shipped_file_written_in_format_1_upgrades_back_to_itself(capsys, f
     (folder / "f.yaml").write_text(old, encoding="utf-8")
     assert cli(capsys, "upgrade", "f.yaml", "-o", "g.yaml")[0] == 0
     assert (folder / "g.yaml").read_text(encoding="utf-8") == text
+
+
+def test_new_and_upgrade_never_import_torch(folder):
+    from conftest import run_python
+
+    shutil.copy(FIXTURE, folder / "old.yaml")
+    probe = ("import contextlib, io, sys\n"
+             f"sys.path.insert(0, {str(REPO)!r})\n"
+             "from netspec.cli import main\n"
+             "for args in (['new', 'fresh'], ['new', 'copy', '--from', 'googlenet'], ['upgrade', 'old.yaml']):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+             "        code = main(args)\n"
+             "    print(args[0], code, 'torch' in sys.modules)\n")
+    run = run_python(probe, cwd=folder)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:-1] == ["new 0 False", "new 0 False", "upgrade 0 False"]
