@@ -113,10 +113,10 @@ def _from_spec(ref: str, name: str, modeline: str, folder: Path) -> str:
     from netspec.frontend.imports import builtin_root, resolve_spec
     from netspec.frontend.text_edits import Edit, apply
     from netspec.frontend.yaml_source import MList, mark_of, read_document
-    from netspec.pipeline import read
+    from netspec.pipeline import shaped_network
 
     path = resolve_spec(ref)
-    read(path)   # the source and its imports must load (located errors otherwise)
+    shaped_network(path)   # the source must be a valid network (its located errors otherwise), before any write
     doc = read_document(path)
     text = path.read_text(encoding="utf-8")
     data = doc.data
