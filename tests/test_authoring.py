@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPECS, all_specs, spec_params
+from conftest import REPO, SPECS, spec_params
 from netspec.cli import main
 from netspec.frontend import formats
 from netspec.frontend.grammar import SCHEMA_PATH

@@ -153,11 +153,12 @@ def dropped_pixels(shaped: ShapedNetwork):
         if node.op not in ("conv", "maxpool", "avgpool"):
             continue
         facts = shaped.facts[node.name]
-        if len(facts.in_shapes[0]) != 3 or isinstance(node.args.get("padding"), str):  # "same"/"valid" convs: stride 1
+        if len(facts.in_shapes[0]) != 3 or node.args.get("padding") == "same":  # "same" is for stride 1 only
             continue
         kernel = _pair(node.args["kernel"])
         stride = _pair(node.args["stride"] if node.args.get("stride") is not None else node.args["kernel"])
-        padding, dilation = _pair(node.args.get("padding", 0)), _pair(node.args.get("dilation", 1))
+        padding = _pair(0 if node.args.get("padding") == "valid" else node.args.get("padding", 0))
+        dilation = _pair(node.args.get("dilation", 1))
         dropped = []
         for axis in range(2):
             size, out = facts.in_shapes[0][1 + axis], facts.shape[1 + axis]
@@ -181,7 +182,14 @@ def unused(shaped: ShapedNetwork):
     net = shaped.network
     used = nx.ancestors(net.graph, OUTPUT) | {OUTPUT}
     dead = [node.name for node in net.op_nodes() if node.name not in used]
+    if not dead:
+        return
     order = {name: i for i, name in enumerate(net.nodes)}
+    inside: dict[str, int] = {}   # scope path → the number of nodes in it
+    for name in net.nodes:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            inside[".".join(parts[:i])] = inside.get(".".join(parts[:i]), 0) + 1
     for part in sorted(nx.weakly_connected_components(net.graph.subgraph(dead)), key=lambda c: min(map(order.get, c))):
         names = sorted(part, key=order.get)
         first = net.nodes[names[0]]
@@ -190,7 +198,7 @@ def unused(shaped: ShapedNetwork):
                       hint="remove it, or name it in a later `from:`")
             continue
         prefix = _common_scope(names)
-        whole = prefix in net.scopes and len(names) == sum(n.startswith(prefix + ".") for n in net.nodes)
+        whole = prefix in net.scopes and len(names) == inside.get(prefix)
         yield Hit("unused", "a dead branch: none of its nodes reaches the output", first,
                   f"{len(names)} nodes, {names[0]} … {names[-1]}", hint="remove the branch, or name its last node "
                   "in a later `from:`", mark=net.scopes[prefix].mark if whole else None,
@@ -220,23 +228,22 @@ def dropout_before_batchnorm(shaped: ShapedNetwork):
     """Dropout whose output reaches a BatchNorm through linear steps only (conv, linear, pooling, reshapes),
     which carry its training-time variance to the BatchNorm's statistics."""
     net = shaped.network
+    feeds = _feeds_batchnorm(net)
     for node in net.op_nodes():
-        if node.op == "dropout" and _reaches_batchnorm(net, node):
+        if node.op == "dropout" and feeds[node.name]:
             yield Hit("dropout-before-batchnorm", "dropout feeds BatchNorm, whose running statistics then differ "
                       "between training and evaluation (the variance shift)", node,
                       hint="put the dropout after the last BatchNorm, e.g. before the classifier")
 
 
-def _reaches_batchnorm(net: Network, start: Node) -> bool:
-    todo, seen = [start.name], set()
-    while todo:
-        for node in _consumers(net, todo.pop()):
-            if node.op == "batchnorm":
-                return True
-            if node.name not in seen and (node.op in _WEIGHTED or node.op in _PASS_THROUGH):
-                seen.add(node.name)
-                todo.append(node.name)
-    return False
+def _feeds_batchnorm(net: Network) -> dict[str, bool]:
+    """For every node, whether its output reaches a BatchNorm through linear steps only; one pass over the nodes
+    in reverse build order (a node's consumers come after it)."""
+    feeds: dict[str, bool] = {}
+    for name in reversed(list(net.nodes)):
+        feeds[name] = any(n.op == "batchnorm" or ((n.op in _WEIGHTED or n.op in _PASS_THROUGH) and feeds[n.name])
+                          for n in _consumers(net, name))
+    return feeds
 
 
 def _logit_sources(net: Network, through: frozenset[str] = _PASS_THROUGH) -> list[Node]:
