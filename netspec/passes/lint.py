@@ -249,7 +249,7 @@ def _feeds_batchnorm(net: Network) -> dict[str, bool]:
 def _logit_sources(net: Network, through: frozenset[str] = _PASS_THROUGH) -> list[Node]:
     """The nodes a classifier's logits come from: from the output back through ops that keep them logits
     (flatten, pooling, dropout)."""
-    found, todo, seen = [], [net.nodes[OUTPUT].inputs[0]], set()
+    found, todo, seen = [], list(net.nodes[OUTPUT].inputs), set()
     while todo:
         name = todo.pop()
         if name in seen or not net.nodes[name].is_op:
