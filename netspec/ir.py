@@ -34,6 +34,7 @@ class Node:
     args: Mapping[str, object]
     inputs: tuple[str, ...]
     mark: Mark
+    lint_ignore: frozenset[str] = frozenset()  # lint rules silenced here (`lint:` on the item or one around it)
 
     @property
     def is_op(self) -> bool:
