@@ -309,8 +309,8 @@ def test_onnx_export_works_or_names_the_missing_packages(finished, tmp_path, cap
 
 
 def test_init_from_a_run_starts_from_its_best_weights(finished, tmp_path):
-    model = run.build_model(netspec.shaped_network("bn_lenet"), Recipe(),
-                            options(tmp_path, init_from=str(finished.run_dir)), torch.device("cpu"))
+    model = run.build_model(netspec.shaped_network("bn_lenet"), Recipe(), options(tmp_path), torch.device("cpu"))
+    run.init_weights(model, str(finished.run_dir))                      # what --init-from does before step 1
     assert_same_weights(state_of(model), checkpoint.load(finished.run_dir / "best.pt")["model"])
 
 

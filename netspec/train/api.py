@@ -60,6 +60,8 @@ def train(spec: Any = None, train_data: Any = None, val_data: Any = None, test_d
         return run.resume(Path(resume), options, flags.get("epochs"), ui, data)
     if spec is None:
         raise TypeError("netspec.train() needs a spec (or resume=RUN_DIR)")
+    if not isinstance(spec, (str, Path)):
+        raise TypeError(f"netspec.train() takes a spec file or a built-in name, not {type(spec).__name__}")
     return run.start(str(spec), flags, options, ui, data)
 
 
