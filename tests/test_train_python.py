@@ -132,3 +132,18 @@ def test_netspec_train_is_callable_and_importing_netspec_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", "import sys, netspec; print('torch' in sys.modules)"], cwd=REPO,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")
+def test_fashion_mnist_tensors_from_python_train_with_their_class_names(tmp_path):
+    fm = data.load_dataset("fashion-mnist", (1, 28, 28), download=False)
+    result = netspec.train("lenet", train_data=(fm.train_x[:384], fm.train_y[:384]),
+                           val_data=(fm.train_x[384:512].float() / 255, fm.train_y[384:512]),
+                           test_data=(fm.test_x[:256], fm.test_y[:256]), classes=fm.classes, out=str(tmp_path),
+                           **{**SETTINGS, "epochs": 1, "batch_size": 64, "lr": 0.05})
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["data"]["classes"][-1] == "ankle boot" and (info["data"]["train"], info["data"]["val"]) == (384, 128)
+    from netspec.train.loop import evaluate_on
+
+    again = evaluate_on(result.model, fm.test_x[:256], fm.test_y[:256], (28, 28), 1024)   # the kept weights
+    assert result.test["examples"] == 256 and result.test["test_acc"] == again[1]
