@@ -247,3 +247,13 @@ def test_mps_is_taken_where_torch_has_it(monkeypatch):
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert devices.pick("mps", Dist()) == torch.device("mps")
+
+
+def test_the_specs_recipe_can_hold_out_the_validation_split(tmp_path):
+    spec = tmp_path / "tiny_val.yaml"
+    spec.write_text(TINY.replace("name: tiny\n", "name: tiny_val\ntrain: {data: synthetic, epochs: 1, batch_size: 32, "
+                                                  "val_split: 0.25, patience: 3}\n"))
+    result = run.start(str(spec), {}, options(tmp_path))
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert (info["recipe"]["val_split"], info["recipe"]["patience"]) == (0.25, 3)
+    assert (info["data"]["train"], info["data"]["val"]) == (240, 80) and "val_acc" in result.history[0]
