@@ -15,12 +15,13 @@ import gc
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
 from netspec.backends.limits import BYTES_PER_PARAM, OutOfMemory, check_param_count, human_size
-from netspec.ir import INPUT, ShapedNetwork
+from netspec.ir import INPUT, LIST, ShapedNetwork
 from netspec.ops import OPS
 from netspec.ops.torch_build import ModuleSpec
 
@@ -56,15 +57,20 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
 
 
 def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
-                block: Container, codes: dict | None = None) -> fx.Graph:
+                block: Container, codes: dict | None = None, training: bool | None = None) -> fx.Graph:
     """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
     several); a child block with several outputs returns a tuple, unpacked here with getitem.  `codes`: see
-    `_SharedCodeGraph`."""
+    `_SharedCodeGraph`.  The root's graph returns the network's outputs (`network_outputs`); for a network with
+    train-only outputs, `training` picks its training or its eval forward, which leaves out every top-level
+    child that only feeds train-only outputs."""
     graph = _SharedCodeGraph()
     graph.codes = codes
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
+    skipped = shaped.network.train_only_nodes() if training is False else set()
     for child in block.children:
+        if skipped and all(node in skipped for node in _nodes_in(tree, child)):
+            continue
         if child in tree:
             sub = tree[child]
             call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
@@ -79,9 +85,48 @@ def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[
             values[child] = graph.call_module(block.local(child), tuple(args))
         else:
             values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
+    if not block.path:
+        graph.output(network_outputs(shaped, graph, values, bool(training)))
+        return graph
     outputs = [values[out] for out in block.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
+
+
+def _nodes_in(tree: dict[str, Container], child: str) -> list[str]:
+    """The op nodes of a child: itself, or all the nodes of a container."""
+    if child not in tree:
+        return [child]
+    return [node for sub in tree[child].children for node in _nodes_in(tree, sub)]
+
+
+def network_outputs(shaped: ShapedNetwork, graph: fx.Graph, values: dict, training: bool):
+    """What the model returns: a list for a feature extractor; else the one active output alone, or a named
+    tuple of the active outputs (torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1) in training)."""
+    network = shaped.network
+    active = network.active_outputs(training)
+    nodes = [values[out.node] for out in active]
+    if network.returns == LIST:
+        return nodes
+    if len(nodes) == 1:
+        return nodes[0]
+    return graph.call_function(outputs_class(shaped, active), tuple(nodes))
+
+
+def outputs_class(shaped: ShapedNetwork, outputs) -> type:
+    """The named tuple of a network's outputs: `GooglenetOutputs(logits, aux_logits2, aux_logits1)`."""
+    import torch
+
+    fields = tuple(out.name for out in outputs)
+    return _named_tuple(class_name(shaped.name) + "Outputs", fields, torch.Tensor)
+
+
+@functools.cache
+def _named_tuple(name: str, fields: tuple[str, ...], tensor: type) -> type:
+    # One class per name and fields, so that two builds of a network return the same type.
+    cls = NamedTuple(name, [(f, tensor) for f in fields])
+    cls.__module__ = __name__
+    return cls
 
 
 class _SharedCodeGraph(fx.Graph):
@@ -129,6 +174,43 @@ class BlockModule(fx.GraphModule):
         return lambda module, root, graph: fx.GraphModule.__init__(module, root, graph, class_name=name)
 
 
+class TrainEvalModule(BlockModule):
+    """The root of a network with train-only outputs (auxiliary heads), as torchvision's GoogLeNet is: `graph` is
+    its training forward, which returns every output; `eval_graph` its eval forward, which returns the others and
+    does not run what feeds only the train-only ones (their modules and weights stay).  `forward` picks one by
+    `self.training`, a plain bool, so torch.fx, torch.jit.trace and torch.export see one straight graph per mode."""
+
+    eval_graph: fx.Graph | None = None
+    eval_code: str = ""
+
+    def set_eval_graph(self, graph: fx.Graph) -> None:
+        self.eval_graph = graph
+        self.recompile()
+
+    def recompile(self):
+        code = super().recompile()
+        if self.eval_graph is not None:
+            cls = type(self)
+            train_forward = cls.forward
+            compiled = self.eval_graph.python_code(root_module="self")
+            eval_forward = fx.graph_module._forward_from_src(compiled.src, compiled.globals, None)
+            self.eval_code = compiled.src
+
+            def forward(self, x):
+                return train_forward(self, x) if self.training else eval_forward(self, x)
+
+            cls.forward = forward
+        return code
+
+    def _deepcopy_init(self):
+        init = super()._deepcopy_init()
+
+        def copy(module, root, graph):
+            init(module, root, graph)
+            module.set_eval_graph(root.__dict__["eval_graph"])
+        return copy
+
+
 @dataclass
 class _Build:
     shaped: ShapedNetwork
@@ -155,6 +237,12 @@ class _Build:
         for name in children:
             if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
                 raise KeyError(f"attribute '{name}' already exists")
+        if not path and self.shaped.network.train_only_nodes():
+            # The root of a network with train-only outputs: two forwards, picked by `self.training`.
+            train = block_graph(self.shaped, self.specs, self.tree, block, None, training=True)
+            module = TrainEvalModule(children, train, class_name=block.name)
+            module.set_eval_graph(block_graph(self.shaped, self.specs, self.tree, block, None, training=False))
+            return module
         self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
         # A dict root: fx installs each call_module target, in graph order, which is child order.
         return BlockModule(children, self.graphs[-1], class_name=block.name)

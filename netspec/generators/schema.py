@@ -106,6 +106,20 @@ def _top_level_properties() -> dict:
                     "input shape without the batch: [channels, height, width] or [features]"),
         "blocks": _named("block", "block templates defined here"),
         "body": _d({"$ref": "#/$defs/seq"}, "the network: items applied in order"),
+        "outputs": _d({"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
+                       "additionalProperties": {"anyOf": [
+                           _d({"type": ["string", "integer"]}, "the top-level name of the node it returns"),
+                           {"type": "object", "additionalProperties": False, "required": ["from"], "properties": {
+                               "from": _d({"type": ["string", "integer"]}, "the top-level name of the node it "
+                                          "returns"),
+                               "train_only": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+                                                "returned in training only (an auxiliary head); in eval what "
+                                                "feeds only it does not run"),
+                               "when": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+                                          "when false, the network has no such output"),
+                               "doc": _d({"type": "string"}, "a note for readers")}}]}},
+                      "the network's outputs by name, in the order the module returns them (default: the body's "
+                      "last item alone); several are returned as a named tuple"),
         "expect": _d({"type": "object", "additionalProperties": False, "properties": {
             "params": _d({"type": "integer", "minimum": 0}, "exact number of trainable parameters"),
             "output": _d({"type": "array", "items": {"type": "integer"}}, "output shape without the batch"),

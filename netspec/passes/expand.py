@@ -16,8 +16,9 @@ from typing import Mapping
 from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from netspec.frontend.grammar import ITEM_NAME, ITEM_NAME_RULE
 from netspec.frontend.param_types import check_type, show
-from netspec.frontend.syntax import Arg, Branch, Branches, Item, Seq, Spec, Template, TemplateCall, Value
-from netspec.ir import INPUT, OUTPUT, Network, Node, Scope, build_network
+from netspec.frontend.syntax import (Arg, Branch, Branches, Item, OutputDecl, Seq, Spec, Template, TemplateCall,
+                                     Value)
+from netspec.ir import INPUT, OUTPUT, Network, Node, Output, Scope, build_network
 from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
 from netspec.ops.base import check_size, describe, shown
 from netspec.passes.context import (MAX_NODES, MAX_SCOPE_DEPTH, MAX_TEMPLATE_DEPTH, Budget, Ctx, Failed,
@@ -54,17 +55,55 @@ class _Walker:
         try:
             built.shapes[INPUT] = self.input_shape(ctx)
             built.nodes[INPUT] = Node(INPUT, INPUT, _NO_ARGS, (), spec.input_mark)
-            with self.names.frame():
+            with self.names.frame() as top:
                 out = self.seq(spec.body, ctx, INPUT)
+                outputs = self.outputs(ctx, out)
+                names = {name: node for name, node in top.names.items() if node != ERROR}
         except Failed as stop:  # the input's shape, or a budget (TooBig): nothing more can be checked
             raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
             raise SpecErrors(_first_of_each(built.errors))
-        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, (out,), spec.body_mark)
+        ends = tuple(o.node for o in outputs) if outputs else (out,)
+        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, ends, spec.body_mark)
         return build_network(list(built.nodes.values()), name=spec.name, doc=spec.doc, file=spec.file,
                              params=MappingProxyType(dict(spec.params)), input_shape=built.shapes[INPUT],
                              expect=spec.expect, train=MappingProxyType(dict(spec.train)),
-                             scopes=MappingProxyType(built.scopes))
+                             scopes=MappingProxyType(built.scopes), outputs=outputs,
+                             names=MappingProxyType(names))
+
+    def outputs(self, ctx: Ctx, last: str) -> tuple[Output, ...]:
+        """The spec's `outputs:` resolved to nodes, in order (empty: no `outputs:`, the last item is the output).
+        Names are looked up among the body's top-level names; an entry whose `when` is false is left out."""
+        spec, outputs, mistakes = self.spec, [], Mistakes()
+        if not spec.outputs:
+            return ()
+        taken: dict[str, OutputDecl] = {}
+        for decl in spec.outputs:
+            with mistakes.record():
+                if decl.when is not None and not self.condition(decl.when, ctx, last):
+                    continue
+                train_only = False
+                if decl.train_only is not None:
+                    train_only = self.values.value(decl.train_only, ctx, last)
+                    if not isinstance(train_only, bool):
+                        ctx.fail("`train_only` must be true or false", decl.train_only.mark,
+                                 found=describe(train_only))
+                node = self.lookup(decl.from_, ctx)
+                if node == ERROR:
+                    continue
+                if node in taken:
+                    ctx.fail(f"outputs `{taken[node].name}` and `{decl.name}` return the same node `{node}`",
+                             decl.from_.mark, hint="each output returns a different node; drop one of them",
+                             notes=(Note(f"`{taken[node].name}` is declared at", taken[node].mark),))
+                taken[node] = decl
+                outputs.append(Output(decl.name, node, train_only, decl.mark))
+        self.built.errors += mistakes.errors
+        if outputs and all(o.train_only for o in outputs):
+            ctx.fail("every output is train-only, so in eval the network would return nothing",
+                     spec.outputs[0].mark, hint="the main output (the classifier's logits) has no `train_only`")
+        if not outputs and not mistakes.errors:
+            ctx.fail("no output is left: the `when` of every entry of `outputs:` is false", spec.outputs[0].mark)
+        return tuple(outputs)
 
     def input_shape(self, ctx: Ctx) -> tuple[int, ...]:
         value = self.values.value(self.spec.input, ctx, None)
