@@ -159,7 +159,8 @@ class ShapedNetwork:
     network: Network
     facts: Mapping[str, Facts]               # every node, INPUT and OUTPUT included
     param_count: int
-    macs: int
+    macs: int                                # per example, in eval (train-only outputs' branches left out)
+    train_macs: int | None = None            # per example, in training (None: the same as `macs`)
 
     @property
     def name(self) -> str:

@@ -33,6 +33,7 @@ def _param_schema(param: Param) -> dict:
         "int2": [integer, pair, expr] + ([{"type": "null"}] if param.default is None and not param.required else []),
         "padding": [integer, pair, {"enum": ["same", "valid"]}, expr],
         "size": [integer, pair, {"type": "null"}, expr],
+        "floats": [number, {"type": "array", "minItems": 1, "items": {"anyOf": [number, expr]}}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
     return {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
@@ -170,7 +171,7 @@ def _template_defs(item_props: dict) -> dict:
         "type": "object", "additionalProperties": _template_call(),
         "properties": item_props | {
             "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
-            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `list`, `any`, a "
+            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `int2`, `list`, `any`, a "
                              "list of types for a fixed-length list, or {type, default, doc}"),
         },
     }
