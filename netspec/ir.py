@@ -12,6 +12,7 @@ first node and `OUTPUT` the last; the others are op nodes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterator, Mapping
@@ -104,14 +105,18 @@ class Network:
         """The outputs returned in training (all) or in eval (those not train-only)."""
         return tuple(o for o in self.output_list() if training or not o.train_only)
 
-    def train_only_nodes(self) -> set[str]:
+    def train_only_nodes(self) -> frozenset[str]:
         """The op nodes that feed only train-only outputs: what eval does not run."""
+        return self._train_only
+
+    @functools.cached_property
+    def _train_only(self) -> frozenset[str]:
         if not any(o.train_only for o in self.output_list()):
-            return set()
+            return frozenset()
         needed = set()
         for out in self.active_outputs(False):
             needed |= nx.ancestors(self.graph, out.node) | {out.node}
-        return (nx.ancestors(self.graph, OUTPUT) - needed) & {node.name for node in self.op_nodes()}
+        return frozenset((nx.ancestors(self.graph, OUTPUT) - needed) & {node.name for node in self.op_nodes()})
 
     def op_nodes(self) -> Iterator[Node]:
         return (node for node in self.nodes.values() if node.is_op)

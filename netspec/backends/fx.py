@@ -57,28 +57,28 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
 
 
 def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
-                block: Container, codes: dict | None = None, training: bool | None = None) -> fx.Graph:
+                block: Container, codes: dict | None = None, training: bool = True) -> fx.Graph:
     """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
     several); a child block with several outputs returns a tuple, unpacked here with getitem.  `codes`: see
-    `_SharedCodeGraph`.  The root's graph returns the network's outputs (`network_outputs`); for a network with
-    train-only outputs, `training` picks its training or its eval forward, which leaves out every top-level
-    child that only feeds train-only outputs."""
+    `_SharedCodeGraph`.  The root's graph returns the network's outputs (`network_outputs`).  `training=False`:
+    the eval forward of a block that holds train-only nodes (an auxiliary head), which leaves out every child
+    that only feeds train-only outputs and returns only the outputs eval needs (`eval_outputs`)."""
     graph = _SharedCodeGraph()
     graph.codes = codes
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
-    skipped = shaped.network.train_only_nodes() if training is False else set()
+    skipped = frozenset() if training else shaped.network.train_only_nodes()
     for child in block.children:
         if skipped and all(node in skipped for node in _nodes_in(tree, child)):
             continue
         if child in tree:
             sub = tree[child]
             call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
-            if len(sub.outputs) == 1:
-                values[sub.outputs[0]] = call
+            outs = [out for out in sub.outputs if out not in skipped]
+            if len(outs) == 1:
+                values[outs[0]] = call
             else:
-                values.update((out, graph.call_function(operator.getitem, (call, i)))
-                              for i, out in enumerate(sub.outputs))
+                values.update((out, graph.call_function(operator.getitem, (call, i))) for i, out in enumerate(outs))
             continue
         args = [values[src] for src in shaped.nodes[child].inputs]
         if child in specs:
@@ -86,11 +86,17 @@ def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[
         else:
             values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
     if not block.path:
-        graph.output(network_outputs(shaped, graph, values, bool(training)))
+        graph.output(network_outputs(shaped, graph, values, training))
         return graph
-    outputs = [values[out] for out in block.outputs]
+    outputs = [values[out] for out in block.outputs if out not in skipped]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
+
+
+def has_train_only(shaped: ShapedNetwork, tree: dict[str, Container], path: str) -> bool:
+    """Whether container `path` holds a train-only node, and so has an eval forward of its own."""
+    train_only = shaped.network.train_only_nodes()
+    return bool(train_only) and any(node in train_only for node in _nodes_in(tree, path))
 
 
 def _nodes_in(tree: dict[str, Container], child: str) -> list[str]:
@@ -175,10 +181,11 @@ class BlockModule(fx.GraphModule):
 
 
 class TrainEvalModule(BlockModule):
-    """The root of a network with train-only outputs (auxiliary heads), as torchvision's GoogLeNet is: `graph` is
-    its training forward, which returns every output; `eval_graph` its eval forward, which returns the others and
-    does not run what feeds only the train-only ones (their modules and weights stay).  `forward` picks one by
-    `self.training`, a plain bool, so torch.fx, torch.jit.trace and torch.export see one straight graph per mode."""
+    """A block that holds train-only nodes (an auxiliary head, or the network around one), as torchvision's
+    GoogLeNet does: `graph` is its training forward, which computes every output; `eval_graph` its eval forward,
+    which leaves out what feeds only train-only outputs (their modules and weights stay).  `forward` picks one by
+    `self.training`, a plain bool, so torch.fx, torch.jit.trace and torch.export see one straight graph per mode,
+    and `.train()`/`.eval()` switch every block of the tree together."""
 
     eval_graph: fx.Graph | None = None
     eval_code: str = ""
@@ -195,11 +202,7 @@ class TrainEvalModule(BlockModule):
             compiled = self.eval_graph.python_code(root_module="self")
             eval_forward = fx.graph_module._forward_from_src(compiled.src, compiled.globals, None)
             self.eval_code = compiled.src
-
-            def forward(self, x):
-                return train_forward(self, x) if self.training else eval_forward(self, x)
-
-            cls.forward = forward
+            cls.forward = _dispatch(train_forward, eval_forward, len(self.eval_graph.find_nodes(op="placeholder")))
         return code
 
     def _deepcopy_init(self):
@@ -209,6 +212,19 @@ class TrainEvalModule(BlockModule):
             init(module, root, graph)
             module.set_eval_graph(root.__dict__["eval_graph"])
         return copy
+
+
+def _dispatch(train_forward, eval_forward, inputs: int):
+    """`forward(self, x)` (or x0, x1, …) that runs the training or the eval forward by `self.training`; named
+    arguments, as fx's own forwards have them, so that tracers read the signature."""
+    if inputs == 1:
+        def forward(self, x):
+            return train_forward(self, x) if self.training else eval_forward(self, x)
+        return forward
+
+    def forward(self, *xs):
+        return train_forward(self, *xs) if self.training else eval_forward(self, *xs)
+    return forward
 
 
 @dataclass
@@ -237,11 +253,12 @@ class _Build:
         for name in children:
             if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
                 raise KeyError(f"attribute '{name}' already exists")
-        if not path and self.shaped.network.train_only_nodes():
-            # The root of a network with train-only outputs: two forwards, picked by `self.training`.
-            train = block_graph(self.shaped, self.specs, self.tree, block, None, training=True)
+        if has_train_only(self.shaped, self.tree, path):  # two forwards, picked by `self.training`
+            train = block_graph(self.shaped, self.specs, self.tree, block, self.codes)
+            self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes, training=False))
             module = TrainEvalModule(children, train, class_name=block.name)
-            module.set_eval_graph(block_graph(self.shaped, self.specs, self.tree, block, None, training=False))
+            module.set_eval_graph(self.graphs[-1])
+            self.graphs.append(train)
             return module
         self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
         # A dict root: fx installs each call_module target, in graph order, which is child order.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
-from netspec.backends.fx import block_graph, module_specs, outputs_class
+from netspec.backends.fx import block_graph, has_train_only, module_specs, outputs_class
 from netspec.ir import LIST, ShapedNetwork
 from netspec.ops.torch_build import ModuleSpec, extra_sources
 
@@ -65,8 +65,7 @@ def to_python_source(shaped: ShapedNetwork) -> str:
     name = class_name(shaped.name)
     tree = block_tree(shaped.network, name, specs)
     custom = {spec.cls for spec in specs.values() if not spec.cls.__module__.startswith("torch.")}
-    forwards = {path: _forward(shaped, specs, tree, block) for path, block in tree.items() if path and not block.chain}
-    forwards[""] = _root_forward(shaped, specs, tree)
+    forwards = {path: _forwards(shaped, specs, tree, path) for path, block in tree.items() if not block.chain}
     outputs = _outputs_classes(shaped)
     emit = _Emit(tree, specs, _class_names(tree, forwards, taken={name, "Block"} | {c.__name__ for c in custom} | {c.__name__ for c in outputs}))
     init = [_attribute(emit, child) for child in tree[""].children if child in tree or child in specs]
@@ -99,7 +98,7 @@ def to_python_source(shaped: ShapedNetwork) -> str:
 
 
 def _forward(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
-             block: Container, training: bool | None = None, method: str = "forward") -> str:
+             block: Container, training: bool = True, method: str = "forward") -> str:
     """The block's `forward` as source, indented as a method named `method`.  The outputs' named tuple is named
     by its class, which the file defines (fx names it by its module path)."""
     code = block_graph(shaped, specs, tree, block, training=training).python_code(root_module="self")
@@ -110,17 +109,19 @@ def _forward(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str
     return "    " + src.replace("\n", "\n    ")
 
 
-def _root_forward(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container]) -> str:
-    """The network's forward; with train-only outputs, one method per mode, as torchvision's GoogLeNet has it: the
-    auxiliary heads run in training only."""
-    if not shaped.network.train_only_nodes():
-        return _forward(shaped, specs, tree, tree[""])
+def _forwards(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container], path: str) -> str:
+    """A block's forward; for one that holds train-only nodes, one method per mode, as torchvision's GoogLeNet
+    has it: the auxiliary heads run in training only."""
+    block = tree[path]
+    if not has_train_only(shaped, tree, path):
+        return _forward(shaped, specs, tree, block)
+    args = "x" if len(block.inputs) == 1 else "*xs"
     return "\n\n".join([
-        "    def forward(self, x):\n"
-        "        # Train-only outputs (auxiliary heads) are computed in training only.\n"
-        "        return self._forward_train(x) if self.training else self._forward_eval(x)",
-        _forward(shaped, specs, tree, tree[""], True, "_forward_train"),
-        _forward(shaped, specs, tree, tree[""], False, "_forward_eval")])
+        f"    def forward(self, {args}):\n"
+        "        # What feeds only train-only outputs (auxiliary heads) runs in training only.\n"
+        f"        return self._forward_train({args}) if self.training else self._forward_eval({args})",
+        _forward(shaped, specs, tree, block, True, "_forward_train"),
+        _forward(shaped, specs, tree, block, False, "_forward_eval")])
 
 
 def _outputs_classes(shaped: ShapedNetwork) -> list[type]:

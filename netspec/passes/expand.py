@@ -58,7 +58,7 @@ class _Walker:
             with self.names.frame() as top:
                 out = self.seq(spec.body, ctx, INPUT)
                 outputs = self.outputs(ctx, out)
-                names = {name: node for name, node in top.names.items() if node != ERROR}
+                names = {name: node for name, node in {**built.items, **top.names}.items() if node != ERROR}
         except Failed as stop:  # the input's shape, or a budget (TooBig): nothing more can be checked
             raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
@@ -88,7 +88,7 @@ class _Walker:
                     if not isinstance(train_only, bool):
                         ctx.fail("`train_only` must be true or false", decl.train_only.mark,
                                  found=describe(train_only))
-                node = self.lookup(decl.from_, ctx)
+                node = self.output_node(decl.from_, ctx)
                 if node == ERROR:
                     continue
                 if node in taken:
@@ -104,6 +104,17 @@ class _Walker:
         if not outputs and not mistakes.errors:
             ctx.fail("no output is left: the `when` of every entry of `outputs:` is false", spec.outputs[0].mark)
         return tuple(outputs)
+
+    def output_node(self, ref: Value, ctx: Ctx) -> str:
+        """The node an `outputs:` entry names: a top-level name as `from:` sees it, or the dotted path of a
+        nested item (`b4.aux1`: an auxiliary head inside a stage)."""
+        if not isinstance(ref.raw, str) or "." not in ref.raw:
+            return self.lookup(ref, ctx)
+        if ref.raw not in self.built.items:
+            ctx.fail(f"`outputs:` names an unknown item `{ref.raw}`", ref.mark,
+                     expected="a top-level name, or the dotted path of an item (`b4.aux1`)", found=f"`{ref.raw}`",
+                     hint=did_you_mean(ref.raw, self.built.items))
+        return self.built.items[ref.raw]
 
     def input_shape(self, ctx: Ctx) -> tuple[int, ...]:
         value = self.values.value(self.spec.input, ctx, None)
@@ -165,7 +176,9 @@ class _Walker:
                 return out  # each iteration registered its own name
             return self.names.register(self.given_name(mods.name, number, ctx, mark), out)
         label = self.name(mods.name, number, ctx, mark)
-        out = self.kind(item, ctx, path if path is not None else ctx.path + (label,), sources)
+        item_path = path if path is not None else ctx.path + (label,)
+        out = self.kind(item, ctx, item_path, sources)
+        self.built.items[".".join(item_path)] = out
         return self.names.register(label if mods.name is not None else None, out)
 
     def condition(self, when: Value, ctx: Ctx, inp: str) -> bool:
@@ -230,8 +243,11 @@ class _Walker:
             it_name = self.name(raw_name, 0, it_ctx, item.mark) if per_iteration else None
             it_path = ctx.path + (it_name,) if per_iteration else base + (str(i),)
             cur = [self.kind(item, it_ctx, it_path, cur)]
+            self.built.items[".".join(it_path)] = cur[0]
             if per_iteration:  # `from:` in later iterations and later items may name it
                 self.names.register(it_name, cur[0])
+        if count and not per_iteration:
+            self.built.items[".".join(base)] = cur[0]
         return cur[0], per_iteration
 
     def inline(self, item: Seq, ctx: Ctx, sources: list[str]) -> str:
