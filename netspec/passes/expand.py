@@ -9,6 +9,7 @@ and every error is reported in one run.
 from __future__ import annotations
 
 import difflib
+import keyword
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Mapping
@@ -80,6 +81,9 @@ class _Walker:
         taken: dict[str, OutputDecl] = {}
         for decl in spec.outputs:
             with mistakes.record():
+                if decl.name.startswith("_") or keyword.iskeyword(decl.name):
+                    ctx.fail(f"the output name `{decl.name}` is not a field name Python allows", decl.mark,
+                             hint="outputs are the fields of a named tuple: no leading `_`, no Python keyword")
                 if decl.when is not None and not self.condition(decl.when, ctx, last):
                     continue
                 train_only = False
@@ -98,9 +102,10 @@ class _Walker:
                 taken[node] = decl
                 outputs.append(Output(decl.name, node, train_only, decl.mark))
         self.built.errors += mistakes.errors
-        if outputs and all(o.train_only for o in outputs):
-            ctx.fail("every output is train-only, so in eval the network would return nothing",
-                     spec.outputs[0].mark, hint="the main output (the classifier's logits) has no `train_only`")
+        if outputs and outputs[0].train_only:
+            ctx.fail(f"the first output, `{outputs[0].name}`, is train-only: the first output is the network's main "
+                     "one, which eval returns", outputs[0].mark,
+                     hint="list the main output (the classifier's logits, no `train_only`) first")
         if not outputs and not mistakes.errors:
             ctx.fail("no output is left: the `when` of every entry of `outputs:` is false", spec.outputs[0].mark)
         return tuple(outputs)

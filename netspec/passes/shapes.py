@@ -33,9 +33,8 @@ def infer(network: Network) -> ShapedNetwork:
         if any(source not in facts for source in node.inputs):
             continue  # downstream of a failed node: skipped, not blamed
         ins = [facts[source].shape for source in node.inputs]
-        if node.op == OUTPUT:  # the main output's shape: the first one eval returns
-            main = next(i for i, o in enumerate(network.output_list()) if not o.train_only)
-            facts[name] = Facts(ins[main], tuple(ins), 0, 0)
+        if node.op == OUTPUT:  # the main output's shape: the first (never train-only)
+            facts[name] = Facts(ins[0], tuple(ins), 0, 0)
             continue
         try:
             facts[name] = infer_node(node, ins)
