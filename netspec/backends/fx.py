@@ -205,6 +205,20 @@ class TrainEvalModule(BlockModule):
             cls.forward = _dispatch(train_forward, eval_forward, len(self.eval_graph.find_nodes(op="placeholder")))
         return code
 
+    # `graph` and `code` are the current mode's: torch.export runs a GraphModule's `graph` with an fx Interpreter
+    # rather than calling `forward`, and printing `model.code` should show what a call runs.
+    @property
+    def graph(self) -> fx.Graph:
+        return self._graph if self.training or self.eval_graph is None else self.eval_graph
+
+    @graph.setter
+    def graph(self, graph: fx.Graph) -> None:
+        fx.GraphModule.graph.fset(self, graph)
+
+    @property
+    def code(self) -> str:
+        return self._code if self.training or self.eval_graph is None else self.eval_code
+
     def _deepcopy_init(self):
         init = super()._deepcopy_init()
 
