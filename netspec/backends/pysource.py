@@ -78,7 +78,6 @@ def to_python_source(shaped: ShapedNetwork) -> str:
         "",
         "import torch",
         "from torch import nn",
-        "from typing import NamedTuple" if outputs else "",
         "",
         extra_sources(sorted(custom, key=lambda c: c.__name__)).strip("\n"),
         BLOCK_SOURCE.rstrip("\n"),
@@ -91,7 +90,7 @@ def to_python_source(shaped: ShapedNetwork) -> str:
     for cls, path in first.items():
         lines += ["", "", f"class {cls}(Block):", forwards[path]]
     for cls in outputs:
-        lines += ["", "", f"class {cls.__name__}(NamedTuple):"] + [f"    {f}: torch.Tensor" for f in cls._fields]
+        lines += ["", "", _outputs_source(cls)]
     lines += ["", "", f"class {name}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
     lines += init + ["", forwards[""], ""]
     return re.sub(r"\n{4,}", "\n\n\n", "\n".join(lines)).replace(" \n", "\n")
@@ -122,6 +121,22 @@ def _forwards(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[st
         f"        return self._forward_train({args}) if self.training else self._forward_eval({args})",
         _forward(shaped, specs, tree, block, True, "_forward_train"),
         _forward(shaped, specs, tree, block, False, "_forward_eval")])
+
+
+def _outputs_source(cls: type) -> str:
+    """The named tuple of the outputs as a tuple subclass with a property per field (the file imports only
+    torch, so not collections.namedtuple): indexing, unpacking and `.logits` work as on torchvision's."""
+    fields = cls._fields
+    lines = [f"class {cls.__name__}(tuple):",
+             f'    """The outputs ({", ".join(fields)}), a named tuple as torchvision returns it."""',
+             "",
+             f"    _fields = {fields!r}",
+             "",
+             f"    def __new__(cls, {', '.join(fields)}):",
+             f"        return tuple.__new__(cls, ({', '.join(fields)},))",
+             ""]
+    lines += [f"    {field} = property(lambda self: self[{i}])" for i, field in enumerate(fields)]
+    return "\n".join(lines)
 
 
 def _outputs_classes(shaped: ShapedNetwork) -> list[type]:
