@@ -60,9 +60,8 @@ def summarize(shaped: ShapedNetwork, depth: int | None = None) -> Summary:
             if scope.path not in opened:
                 opened.add(scope.path)
                 params, macs, last = blocks[scope.path]
-                inside = [name for name in shaped.nodes if name.startswith(scope.path + ".")]
                 rows.append(Row(scope.path, scope.template or scope.kind, shaped.facts[last].shape, params, macs,
-                                level, True, all(name in train_only for name in inside)))
+                                level, True, bool(train_only) and _all_train_only(shaped, scope.path, train_only)))
         if depth is None or len(scopes) <= depth:
             rows.append(Row(node.name, node.op, facts.shape, facts.param_count, facts.macs, len(scopes), False,
                             node.name in train_only))
@@ -70,6 +69,11 @@ def summarize(shaped: ShapedNetwork, depth: int | None = None) -> Summary:
                     for out in shaped.network.output_list())
     return Summary(shaped.name, tuple(shaped.network.input_shape), tuple(shaped.output_shape), shaped.param_count,
                    shaped.macs, tuple(rows), outputs, shaped.train_macs or shaped.macs)
+
+
+def _all_train_only(shaped: ShapedNetwork, path: str, train_only) -> bool:
+    """Whether every node of scope `path` runs in training only (asked only of networks that have such nodes)."""
+    return all(name in train_only for name in shaped.nodes if name.startswith(path + "."))
 
 
 def _block_totals(shaped: ShapedNetwork) -> dict[str, tuple[int, int, str]]:

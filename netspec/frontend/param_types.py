@@ -1,5 +1,6 @@
 """Types of template and network params: `int`, `float`, `bool`, `str`, `int2` (an int or a pair [h, w], as a
-conv's kernel), `any`, `list`, `list[T]`, and a list of types for a fixed-length list (`[int, int]`).  A parsed type is a str ("int", "list[int]") or a tuple of them."""
+conv's kernel), `any`, `list`, `list[T]`, and a list of types for a fixed-length list (`[int, int]`).  A parsed
+type is a str ("int", "list[int]") or a tuple of them."""
 
 from __future__ import annotations
 

@@ -171,8 +171,8 @@ def _template_defs(item_props: dict) -> dict:
         "type": "object", "additionalProperties": _template_call(),
         "properties": item_props | {
             "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
-            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `int2`, `list`, `any`, a "
-                             "list of types for a fixed-length list, or {type, default, doc}"),
+            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `int2`, `list`, "
+                             "`any`, a list of types for a fixed-length list, or {type, default, doc}"),
         },
     }
     type_names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
