@@ -74,7 +74,7 @@ class _Walker:
 
     def outputs(self, ctx: Ctx, last: str) -> tuple[Output, ...]:
         """The spec's `outputs:` resolved to nodes, in order (empty: no `outputs:`, the last item is the output).
-        Names are looked up among the body's top-level names; an entry whose `when` is false is left out."""
+        An entry names a top-level name or a nested item's dotted path; one whose `when` is false is left out."""
         spec, outputs, mistakes = self.spec, [], Mistakes()
         if not spec.outputs:
             return ()
