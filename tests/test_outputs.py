@@ -5,6 +5,7 @@ training loss.  Torchvision parity of the aux nets is in test_torchvision.py."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 from pathlib import Path
@@ -135,6 +136,8 @@ def test_tracers_and_deepcopy_see_the_forward_of_the_current_mode(nested):
             assert isinstance(got, tuple) == training   # jit.trace gives a plain tuple for the named one
             assert all(torch.equal(a, b) for a, b in zip(as_tuple(want), as_tuple(got)))
     assert type(copied.train()(x)).__name__ == "NestedOutputs" and isinstance(copied.eval()(x), torch.Tensor)
+    with pytest.raises(TypeError, match="save its state_dict"):   # fx's pickle would keep one forward only
+        torch.save(model, io.BytesIO())
 
 
 def test_a_single_output_net_still_compiles_to_one_graph():

@@ -219,6 +219,12 @@ class TrainEvalModule(BlockModule):
     def code(self) -> str:
         return self._code if self.training or self.eval_graph is None else self.eval_code
 
+    def __reduce__(self):
+        # fx pickles a GraphModule as the source of its `forward`, re-traced on load: the eval forward would be
+        # lost, and eval would silently run the auxiliary heads.
+        raise TypeError("a netspec model with train-only outputs cannot be pickled whole: save its state_dict "
+                        "and rebuild it with netspec.load (copy.deepcopy works)")
+
     def _deepcopy_init(self):
         init = super()._deepcopy_init()
 
