@@ -25,6 +25,7 @@ from torch import nn
 from netspec.train import distributed
 from netspec.train.data import DataSet, augment, to_input
 from netspec.train.distributed import Dist
+from netspec.train.losses import classification_loss, main_output
 from netspec.train.recipe import Recipe
 
 ONECYCLE_WARMUP = 0.25     # fraction of the run spent rising to the peak lr (no warmup_epochs given)
@@ -162,12 +163,12 @@ def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float)
     for group in setup.optimizer.param_groups:
         group["lr"] = lr
     with autocast(setup):
-        logits = setup.forward(x)                                              # (B, classes)
-    loss = F.cross_entropy(logits.float(), y, label_smoothing=setup.recipe.label_smoothing)
+        outputs = setup.forward(x)                                             # (B, classes), or aux heads too
+    loss, logits, aux = classification_loss(outputs, y, setup.recipe.label_smoothing, setup.recipe.aux_weight)
     setup.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     setup.optimizer.step()
-    return loss.detach(), (logits.argmax(1) == y).sum()
+    return loss.detach(), (logits.argmax(1) == y).sum(), aux
 
 
 def evaluate(setup: Setup) -> tuple[float, float, int]:
@@ -189,7 +190,7 @@ def evaluate_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, si
     for idx in indices.split(batch):
         x, y = to_input(images[idx], size, channels_last), labels[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext():
-            logits = model(x).float()
+            logits = main_output(model(x)).float()
         sums[:2] += torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()])
     loss, correct, count = distributed.sum_(sums, info).tolist()
     model.train(was_training)
@@ -212,19 +213,23 @@ def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks
         state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
     hooks.epoch_start(state.epoch, len(batches), state.step_in_epoch)
     sums = torch.tensor([state.loss_sum, state.correct], dtype=torch.float64, device=setup.device)
+    aux_sums: dict[str, torch.Tensor] = {}    # auxiliary heads' losses, summed over this process's examples
     finite: list[torch.Tensor] = []
     start = time.perf_counter()
-    for k in range(state.step_in_epoch, len(batches)):
+    first = state.step_in_epoch
+    for k in range(first, len(batches)):
         idx = batches[k]
-        loss, correct = train_step(setup, idx, gen, lr_at(setup.recipe, state.global_step, total, len(batches)))
+        loss, correct, aux = train_step(setup, idx, gen, lr_at(setup.recipe, state.global_step, total, len(batches)))
         sums += torch.stack([loss * len(idx), correct]).double()
+        for name, value in aux.items():
+            aux_sums[name] = aux_sums.get(name, 0) + value.double() * len(idx)
         finite.append(torch.isfinite(loss))
         state.global_step, state.step_in_epoch, state.count = state.global_step + 1, k + 1, state.count + len(idx)
         if k + 1 == len(batches) or state.global_step % setup.sync_every == 0 \
                 or state.global_step % setup.log_every == 0:
             start = _sync_point(setup, state, sums, finite, start, hooks, gen)
             finite = []
-    _finish_epoch(setup, state, sums, start, hooks, gen)
+    _finish_epoch(setup, state, sums, start, hooks, gen, aux_sums, sum(len(b) for b in batches[first:]))
 
 
 def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list, start: float,
@@ -264,7 +269,7 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
 
 
 def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: float, hooks: Hooks,
-                  gen: torch.Generator) -> None:
+                  gen: torch.Generator, aux_sums: dict | None = None, examples: int = 0) -> None:
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)
     state.train_time += time.perf_counter() - start
@@ -280,6 +285,12 @@ def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: flo
               "lr": setup.optimizer.param_groups[0]["lr"], "examples": int(count),
               "examples_per_s": state.examples / state.train_time,
               "train_time": state.train_time}
+    if aux_sums:  # the mean over the examples of the steps this run made in the epoch (all of them unless resumed)
+        names = list(aux_sums)
+        totals = torch.stack([aux_sums[name] for name in names] + [torch.tensor(
+            float(examples), dtype=torch.float64, device=setup.device)])
+        *aux, seen = distributed.sum_(totals, setup.dist).tolist()
+        record["aux_loss"] = {name: value / max(seen, 1) for name, value in zip(names, aux)}
     state.history.append(record)
     best = test_acc > state.best_acc
     if best:
