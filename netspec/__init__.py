@@ -25,7 +25,7 @@ import torch (lazily); `netspec.__version__` is the package's version.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 from netspec.backends.compat import Compat
 from netspec.backends.diff import SpecDiff
@@ -35,6 +35,7 @@ from netspec.errors import Mark, SpecError, SpecErrors
 from netspec.frontend.syntax import Spec as ParsedSpec
 from netspec.ir import ShapedNetwork
 from netspec import pipeline
+from netspec.passes.outputs import select_outputs
 from netspec import train  # the package is callable: netspec.train(spec, train_data=…, …) (no torch at import)
 
 __version__ = "0.1.0"
@@ -83,10 +84,14 @@ def _shaped(spec: Spec, params: dict) -> ShapedNetwork:
     return shaped_network(spec, params)
 
 
-def load(spec: Spec, /, *, max_params: int | None = None, **params):
+def load(spec: Spec, /, *, max_params: int | None = None, outputs: Sequence[str] | None = None, **params):
     """Builds the network a spec describes as a torch.nn.Module (a torch.fx GraphModule whose blocks are
     modules of their own: nn.Sequential for chains, GraphModules named after their templates otherwise);
     `params` override the spec's params.
+
+    `outputs`: a feature extractor instead, as timm's `features_only`: the module returns the tensors of these
+    nodes (top-level names like `layer1`, or dotted node names) as a list, in this order, and holds only what they
+    need.  An unknown or repeated name raises SpecErrors.
 
     `max_params`: the most parameters to build; more raises netspec.ModelTooLarge before anything is allocated.
     None (the default): 2·10⁹, or fewer when the available memory holds fewer at 4 bytes each.  It is
@@ -94,7 +99,10 @@ def load(spec: Spec, /, *, max_params: int | None = None, **params):
     `load(netspec.shaped_network(spec, {"max_params": …}))`."""
     from netspec.backends.fx import to_graph_module
 
-    return to_graph_module(_shaped(spec, params), max_params)
+    shaped = _shaped(spec, params)
+    if outputs is not None:
+        shaped = select_outputs(shaped, outputs)
+    return to_graph_module(shaped, max_params)
 
 
 def validate(spec: Spec, **params) -> None:

@@ -12,6 +12,7 @@ first node and `OUTPUT` the last; the others are op nodes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterator, Mapping
@@ -64,6 +65,23 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One output of the network: the value of node `node`, returned under `name`.  A `train_only` output (an
+    auxiliary classifier's) is computed and returned in training only; in eval what feeds only it does not run."""
+
+    name: str
+    node: str
+    train_only: bool = False
+    mark: Mark | None = None
+
+
+# How the compiled module returns its outputs: `named` (the spec's `outputs:`): the one output that is active
+# alone, else a named tuple of them, as torchvision's GoogLeNetOutputs; `list` (a feature extractor built by
+# `netspec.load(..., outputs=[…])`): always a list, in the order asked.
+NAMED, LIST = "named", "list"
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     doc: str
@@ -75,6 +93,31 @@ class Network:
     nodes: Mapping[str, Node]                # build order: INPUT, the op nodes, OUTPUT
     scopes: Mapping[str, Scope]
     graph: nx.DiGraph = field(repr=False)    # the same nodes; one edge per distinct (source, node) pair
+    # The outputs in the order the module returns them (the OUTPUT node reads their nodes in this order); empty:
+    # the one output, OUTPUT's input.  `names`: the top-level names (`layer1`) and the nodes they stand for.
+    outputs: tuple[Output, ...] = ()
+    returns: str = NAMED
+    names: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def output_list(self) -> tuple[Output, ...]:
+        return self.outputs or (Output("output", self.nodes[OUTPUT].inputs[0]),)
+
+    def active_outputs(self, training: bool) -> tuple[Output, ...]:
+        """The outputs returned in training (all) or in eval (those not train-only)."""
+        return tuple(o for o in self.output_list() if training or not o.train_only)
+
+    def train_only_nodes(self) -> frozenset[str]:
+        """The op nodes that feed only train-only outputs: what eval does not run."""
+        return self._train_only
+
+    @functools.cached_property
+    def _train_only(self) -> frozenset[str]:
+        if not any(o.train_only for o in self.output_list()):
+            return frozenset()
+        needed = set()
+        for out in self.active_outputs(False):
+            needed |= nx.ancestors(self.graph, out.node) | {out.node}
+        return frozenset((nx.ancestors(self.graph, OUTPUT) - needed) & {node.name for node in self.op_nodes()})
 
     def op_nodes(self) -> Iterator[Node]:
         return (node for node in self.nodes.values() if node.is_op)
@@ -133,7 +176,8 @@ class ShapedNetwork:
     network: Network
     facts: Mapping[str, Facts]               # every node, INPUT and OUTPUT included
     param_count: int
-    macs: int
+    macs: int                                # per example, in eval (train-only outputs' branches left out)
+    train_macs: int | None = None            # per example, in training (None: the same as `macs`)
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ import torch
 from torch import fx, nn
 
 from netspec.ir import OUTPUT
+from netspec.ops import OPS
 
 
 class _InlineBlocks(fx.Tracer):
@@ -25,14 +26,17 @@ def flat_module(model: nn.Module) -> fx.GraphModule:
 def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str, tuple]:
     """Runs `model` on `x` and returns the shape (without the batch) of every node's output as PyTorch computed
     it: modules through forward hooks; merge nodes (concat, add — they own no module) through the input of a
-    module that consumes them, or through the model's output."""
+    module that consumes them, or through the model's output, or merged anew from their inputs' tensors."""
     modules = dict(model.named_modules())
     seen: dict[str, tuple] = {}
+    tensors: dict[str, torch.Tensor] = {}
 
     def hook(node):
         def record(module, args, out):
             seen[node] = tuple(out.shape[1:])
             seen.setdefault(shaped.nodes[node].inputs[0], tuple(args[0].shape[1:]))
+            tensors[node] = out
+            tensors.setdefault(shaped.nodes[node].inputs[0], args[0])
         return record
 
     handles = [modules[n].register_forward_hook(hook(n)) for n in shaped.nodes if shaped.nodes[n].is_op if n in modules]
@@ -41,13 +45,22 @@ def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str
     finally:
         for handle in handles:
             handle.remove()
-    seen.setdefault(shaped.nodes[OUTPUT].inputs[0], tuple(out.shape[1:]))
+    outputs = (out,) if isinstance(out, torch.Tensor) else out  # several outputs: a named tuple or a list
+    for node, value in zip(shaped.nodes[OUTPUT].inputs, outputs):
+        seen.setdefault(node, tuple(value.shape[1:]))
+        tensors.setdefault(node, value)
+    # A merge that feeds only other merges (Inception-v3's `branch3x3`, concatenated into `cat`) reaches no hook:
+    # PyTorch merges the tensors recorded for its inputs, in build order.
+    for node in shaped.op_nodes():
+        if node.name not in seen and OPS[node.op].function is not None and all(i in tensors for i in node.inputs):
+            tensors[node.name] = OPS[node.op].function()([tensors[i] for i in node.inputs])
+            seen[node.name] = tuple(tensors[node.name].shape[1:])
     return seen
 
 
 def shape_mismatches(model: torch.nn.Module, shaped, batch: int = 2) -> dict[str, tuple]:
-    """{node: (PyTorch's shape, inferred shape)} for every node where they differ or PyTorch's is unobserved
-    (a merge that feeds only other merges would be; no spec has one yet).  Runs on `model`'s device."""
+    """{node: (PyTorch's shape, inferred shape)} for every node where they differ or PyTorch's is unobserved.
+    Runs on `model`'s device."""
     device = next(model.parameters()).device
     seen = observed_shapes(model, shaped, torch.empty(batch, *shaped.network.input_shape, device=device))
     return {n: (seen.get(n), shaped.facts[n].shape) for n in shaped.nodes if shaped.nodes[n].is_op

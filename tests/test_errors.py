@@ -155,7 +155,7 @@ def test_errors_carry_the_key_path_of_what_they_point_at(results, name, pointer)
 @pytest.mark.parametrize("name, hint", [
     ("unknown_key", "did you mean `body`?"),
     ("unknown_op", "did you mean `batchnorm`?"),
-    ("unknown_template", "did you mean `inception`?"),
+    ("unknown_template", "did you mean `inception` or `inception_aux`?"),
     ("unknown_op_param", "did you mean `kernel`?"),
     ("from_unknown", "did you mean `stem`?"),
     ("from_unknown_in_template", "did you mean `input`?"),

@@ -231,7 +231,8 @@ YAML_TOKENS = ["netspec: 1\n", "name: n\n", "input: [1, 8, 8]\n", "body:\n", "bl
 
 TYPED = {"int": st.integers(-1, 9), "int2": st.one_of(st.integers(0, 5), st.lists(st.integers(0, 5), max_size=3)),
          "bool": st.booleans(), "float": st.floats(-1, 2), "str": st.sampled_from(["torch", "formula", "tanh", "x"]),
-         "padding": st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])), "size": st.integers(1, 9)}
+         "padding": st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])), "size": st.integers(1, 9),
+         "floats": st.one_of(st.floats(-2, 2), st.lists(st.floats(-2, 2), max_size=4))}
 
 
 def mostly(usual, rare):
@@ -266,8 +267,14 @@ def spec_like():
     shape = mostly(st.sampled_from([[1, 8, 8], [3, 16, 16], [16]]),
                    st.one_of(st.lists(st.integers(-1, 40), max_size=4), expressions(), SCALARS))
     params = st.dictionaries(st.sampled_from(["x", "size"]), st.one_of(st.integers(1, 8), SCALARS), max_size=2)
+    # `outputs:` naming nodes that may or may not exist, train-only or not, in any order.
+    node = st.one_of(st.sampled_from(["0", "1", "input", "x", "0.0", "1.concat"]), SCALARS)
+    entry = st.one_of(node, st.fixed_dictionaries({"from": node}, optional={
+        "train_only": mostly(st.booleans(), SCALARS), "when": mostly(st.booleans(), expressions())}))
+    outputs = st.dictionaries(st.sampled_from(["logits", "aux", "_x", "class", "a"]), entry, max_size=3)
     return st.fixed_dictionaries({"netspec": st.just(1), "name": st.just("n"), "input": shape,
-                                  "body": st.lists(item, max_size=6)}, optional={"params": params})
+                                  "body": st.lists(item, max_size=6)}, optional={"params": params,
+                                                                                 "outputs": outputs})
 
 
 @st.composite

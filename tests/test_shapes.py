@@ -44,8 +44,10 @@ class ShapeRecorder(fx.Interpreter):
 def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
     """Each graph node's fx node in the compiled model's flat graph (`flat_module`): in graph order, one
     call_module per module op and for a merge the calls of its MergeCall layout (one `cat` of a list; a chain of
-    `add`s, the last one its result)."""
-    calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output"))
+    `add`s, the last one its result).  A network with several outputs ends with the call that packs them into its
+    named tuple, which is no node of the network."""
+    packs = lambda n: n.op == "call_function" and isinstance(n.target, type) and issubclass(n.target, tuple)
+    calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output") and not packs(n))
     found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
     for node in (n.name for n in shaped.op_nodes()):
         op = shaped.nodes[node].op
@@ -68,7 +70,8 @@ def compiled(request):
         module = flat_module(netspec.load(request.param))
     recorder = ShapeRecorder(module)
     out = recorder.run(torch.empty(2, *shaped.network.input_shape, device="meta"))
-    return shaped, module, recorder.shapes, tuple(out.shape)
+    main = out if isinstance(out, torch.Tensor) else out[0]   # several outputs: the first is the main one
+    return shaped, module, recorder.shapes, tuple(main.shape)
 
 
 def test_the_inferred_shape_of_every_node_is_the_shape_pytorch_computes(compiled):

@@ -34,11 +34,24 @@ REFERENCE = {
     "resnet34": (21_797_672, "3.664G"),
     "resnet50": (25_557_032, "4.089G"),
     "densenet121": (7_978_856, "2.834G"),
+    "inception_v3": (27_161_264, "5.713G"),     # with its auxiliary classifier, which eval does not run
 }
 
 # torchvision model → (netspec spec, overrides).  The VGG variants are the vgg11 spec with `depth`/`batch_norm`.
 VARIANTS = {name: (name, {}) for name in REFERENCE} | {
-    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")}
+    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")} | {
+    "googlenet_aux": ("googlenet", {"aux": True}), "inception_v3_noaux": ("inception_v3", {"aux": False})}
+
+# Each torchvision model's constructor call: the function and its keyword arguments (init_weights only skips
+# torchvision's slow initialization; the weights are copied over).
+TORCHVISION = {name: (name, {}) for name in VARIANTS} | {
+    "googlenet": ("googlenet", {"aux_logits": False, "init_weights": False, "transform_input": False}),
+    "googlenet_aux": ("googlenet", {"aux_logits": True, "init_weights": False, "transform_input": False}),
+    "inception_v3": ("inception_v3", {"aux_logits": True, "init_weights": False, "transform_input": True}),
+    "inception_v3_noaux": ("inception_v3", {"aux_logits": False, "init_weights": False, "transform_input": True}),
+}
+# The networks with auxiliary classifiers: in training they return the logits and the aux outputs.
+AUX = ("googlenet_aux", "inception_v3")
 
 # (number of entries, sha256 of "key [shape]" lines in order)[:16] of torchvision 0.29.1's state_dict
 # (googlenet with aux_logits=False); computed with torchvision's models on the meta device.
@@ -57,6 +70,9 @@ FINGERPRINTS = {
     "vgg13_bn": (76, "057b00c1243905f9"),
     "vgg16_bn": (97, "ae5d7d87f5e61a76"),
     "vgg19_bn": (118, "555ec1b35ce917df"),
+    "googlenet_aux": (364, "e4f1217523f861c4"),
+    "inception_v3": (580, "cabfd2014b4dc76a"),
+    "inception_v3_noaux": (566, "514a083c6322f33a"),
 }
 
 
@@ -82,7 +98,7 @@ def test_each_spec_has_torchvisions_published_params_and_macs(name):
     assert shaped.param_count == params
     assert f"{shaped.macs / 1e9:.3f}G" == macs
     assert list(shaped.output_shape) == [1000]
-    assert shaped.network.input_shape == (3, 224, 224)
+    assert shaped.network.input_shape == (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -95,12 +111,16 @@ def test_the_compiled_state_dict_has_torchvisions_keys_in_order_with_its_shapes(
 @pytest.mark.parametrize("name", REFERENCE)
 def test_inferred_macs_equal_half_the_flops_pytorchs_flop_counter_counts(name):
     # FlopCounterMode counts 2 FLOPs per multiply-accumulate of convolutions and matrix products: exactly the
-    # ops netspec counts (docs/ops.md, "What MACs count").  Meta tensors: shapes only, no arithmetic.
+    # ops netspec counts (docs/ops.md, "What MACs count").  Meta tensors: shapes only, no arithmetic.  In eval a
+    # network with auxiliary classifiers does not run them (`macs`); in training it does (`train_macs`).
     model = meta_model(IMAGENET / f"{name}.yaml")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, 224, 224, device="meta"))
-    assert counter.get_total_flops() == 2 * netspec.shaped_network(IMAGENET / f"{name}.yaml").macs
+    shaped = netspec.shaped_network(IMAGENET / f"{name}.yaml")
+    for training, macs in ((False, shaped.macs), (True, shaped.train_macs)):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model.train(training)(torch.empty(2, *shaped.network.input_shape, device="meta"))
+        assert counter.get_total_flops() == 2 * 2 * macs
+    assert (shaped.train_macs > shaped.macs) == (name == "inception_v3")
 
 
 def test_netspec_list_shows_vgg11_and_vgg11_bn_with_the_depth_and_batch_norm_params(capsys):
@@ -136,8 +156,8 @@ def tv_models():
 
 
 def torchvision_model(models, name: str) -> nn.Module:
-    extra = {"aux_logits": False, "init_weights": False, "transform_input": False} if name == "googlenet" else {}
-    return getattr(models, name)(weights=None, **extra)
+    function, kwargs = TORCHVISION[name]
+    return getattr(models, function)(weights=None, **kwargs)
 
 
 def randomize_batchnorm(model: nn.Module, seed: int = 1) -> None:
@@ -153,17 +173,23 @@ def randomize_batchnorm(model: nn.Module, seed: int = 1) -> None:
                 module.bias.normal_(0, 0.1, generator=gen)
 
 
-def max_abs_diff(name: str, models) -> float:
+def twins(name: str, models) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """torchvision's model (random BN statistics) and the spec's, holding the same weights, and an input."""
     torch.manual_seed(0)
-    reference = torchvision_model(models, name).eval()
+    reference = torchvision_model(models, name)
     randomize_batchnorm(reference)
     spec, overrides = VARIANTS[name]
-    model = netspec.load(spec_path(name), **overrides).eval()
+    model = netspec.load(spec_path(name), **overrides)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
     netspec.load_weights(model, reference.state_dict())
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    side = 299 if name.startswith("inception") else 224
+    return reference, model, torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(2))
+
+
+def max_abs_diff(name: str, models) -> float:
+    reference, model, x = twins(name, models)
     with torch.no_grad():
-        want, got = reference(x), model(x)
+        want, got = reference.eval()(x), model.eval()(x)
     assert got.shape == want.shape == (1, 1000)
     assert want.std() > 1e-3, "a degenerate output would make the comparison meaningless"
     return (got - want).abs().max().item()
@@ -182,6 +208,27 @@ def test_torchvision_weights_load_strictly_and_the_outputs_are_equal(name, tv_mo
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n not in REFERENCE])
 def test_the_vgg_depth_and_batch_norm_variants_equal_torchvisions_too(name, tv_models):
     assert max_abs_diff(name, tv_models) <= 1e-5
+
+
+@pytest.mark.torchvision
+@pytest.mark.parametrize("name", AUX)
+def test_in_training_the_aux_nets_return_torchvisions_named_outputs_equal_with_the_same_dropout_masks(name, tv_models):
+    # Dropout is made deterministic by seeding: both models draw their masks from the global generator, in the
+    # same order (torchvision runs aux1 before aux2 before the classifier's dropout, and so do these specs, whose
+    # aux heads sit after the last inception block as torchvision registers them), so equal seeds give equal
+    # masks.  BatchNorm uses the batch's statistics, as torchvision's does in training.
+    reference, model, x = twins(name, tv_models)
+    x = torch.cat([x, x.flip(0) * 0.5])  # two examples: BatchNorm in training needs more than one value
+    with torch.no_grad():
+        torch.manual_seed(7)
+        want = reference.train()(x)
+        torch.manual_seed(7)
+        got = model.train()(x)
+    assert type(got).__name__.endswith("Outputs") and got._fields == want._fields
+    for field, a, b in zip(want._fields, want, got):
+        assert a.shape == b.shape == (2, 1000) and (a - b).abs().max().item() <= 1e-5, field
+    torch.manual_seed(8)
+    assert not torch.equal(model.train()(x).logits, got.logits), "dropout must be active in this comparison"
 
 
 @pytest.mark.torchvision

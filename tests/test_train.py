@@ -191,9 +191,9 @@ def poison_step(monkeypatch, bad_step: int):
     count = {"n": 0}
 
     def step(setup, idx, gen, lr):
-        loss, correct = real(setup, idx, gen, lr)
+        loss, *rest = real(setup, idx, gen, lr)
         count["n"] += 1
-        return (torch.tensor(float("nan")) if count["n"] == bad_step else loss), correct
+        return (torch.tensor(float("nan")) if count["n"] == bad_step else loss), *rest
 
     monkeypatch.setattr(loop, "train_step", step)
 

@@ -15,12 +15,13 @@ import gc
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
 from netspec.backends.limits import BYTES_PER_PARAM, OutOfMemory, check_param_count, human_size
-from netspec.ir import INPUT, ShapedNetwork
+from netspec.ir import INPUT, LIST, ShapedNetwork
 from netspec.ops import OPS
 from netspec.ops.torch_build import ModuleSpec
 
@@ -56,32 +57,82 @@ def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
 
 
 def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[str, Container],
-                block: Container, codes: dict | None = None) -> fx.Graph:
+                block: Container, codes: dict | None = None, training: bool = True) -> fx.Graph:
     """The forward of one graph block: its children called in order on its inputs (`x`, or `x0`, `x1`, … for
     several); a child block with several outputs returns a tuple, unpacked here with getitem.  `codes`: see
-    `_SharedCodeGraph`."""
+    `_SharedCodeGraph`.  The root's graph returns the network's outputs (`network_outputs`).  `training=False`:
+    the eval forward of a block that holds train-only nodes (an auxiliary head), which leaves out every child
+    that only feeds train-only outputs and returns only the outputs eval needs (`eval_outputs`)."""
     graph = _SharedCodeGraph()
     graph.codes = codes
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
+    skipped = frozenset() if training else shaped.network.train_only_nodes()
     for child in block.children:
+        if skipped and all(node in skipped for node in _nodes_in(tree, child)):
+            continue
         if child in tree:
             sub = tree[child]
             call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
-            if len(sub.outputs) == 1:
-                values[sub.outputs[0]] = call
+            outs = [out for out in sub.outputs if out not in skipped]
+            if len(outs) == 1:
+                values[outs[0]] = call
             else:
-                values.update((out, graph.call_function(operator.getitem, (call, i)))
-                              for i, out in enumerate(sub.outputs))
+                values.update((out, graph.call_function(operator.getitem, (call, i))) for i, out in enumerate(outs))
             continue
         args = [values[src] for src in shaped.nodes[child].inputs]
         if child in specs:
             values[child] = graph.call_module(block.local(child), tuple(args))
         else:
             values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
-    outputs = [values[out] for out in block.outputs]
+    if not block.path:
+        graph.output(network_outputs(shaped, graph, values, training))
+        return graph
+    outputs = [values[out] for out in block.outputs if out not in skipped]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
+
+
+def has_train_only(shaped: ShapedNetwork, tree: dict[str, Container], path: str) -> bool:
+    """Whether container `path` holds a train-only node, and so has an eval forward of its own."""
+    train_only = shaped.network.train_only_nodes()
+    return bool(train_only) and any(node in train_only for node in _nodes_in(tree, path))
+
+
+def _nodes_in(tree: dict[str, Container], child: str) -> list[str]:
+    """The op nodes of a child: itself, or all the nodes of a container."""
+    if child not in tree:
+        return [child]
+    return [node for sub in tree[child].children for node in _nodes_in(tree, sub)]
+
+
+def network_outputs(shaped: ShapedNetwork, graph: fx.Graph, values: dict, training: bool):
+    """What the model returns: a list for a feature extractor; else the one active output alone, or a named
+    tuple of the active outputs (torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1) in training)."""
+    network = shaped.network
+    active = network.active_outputs(training)
+    nodes = [values[out.node] for out in active]
+    if network.returns == LIST:
+        return nodes
+    if len(nodes) == 1:
+        return nodes[0]
+    return graph.call_function(outputs_class(shaped, active), tuple(nodes))
+
+
+def outputs_class(shaped: ShapedNetwork, outputs) -> type:
+    """The named tuple of a network's outputs: `GooglenetOutputs(logits, aux_logits2, aux_logits1)`."""
+    import torch
+
+    fields = tuple(out.name for out in outputs)
+    return _named_tuple(class_name(shaped.name) + "Outputs", fields, torch.Tensor)
+
+
+@functools.cache
+def _named_tuple(name: str, fields: tuple[str, ...], tensor: type) -> type:
+    # One class per name and fields, so that two builds of a network return the same type.
+    cls = NamedTuple(name, [(f, tensor) for f in fields])
+    cls.__module__ = __name__
+    return cls
 
 
 class _SharedCodeGraph(fx.Graph):
@@ -129,6 +180,73 @@ class BlockModule(fx.GraphModule):
         return lambda module, root, graph: fx.GraphModule.__init__(module, root, graph, class_name=name)
 
 
+class TrainEvalModule(BlockModule):
+    """A block that holds train-only nodes (an auxiliary head, or the network around one), as torchvision's
+    GoogLeNet does: `graph` is its training forward, which computes every output; `eval_graph` its eval forward,
+    which leaves out what feeds only train-only outputs (their modules and weights stay).  `forward` picks one by
+    `self.training`, a plain bool, so torch.fx, torch.jit.trace and torch.export see one straight graph per mode,
+    and `.train()`/`.eval()` switch every block of the tree together."""
+
+    eval_graph: fx.Graph | None = None
+    eval_code: str = ""
+
+    def set_eval_graph(self, graph: fx.Graph) -> None:
+        self.eval_graph = graph
+        self.recompile()
+
+    def recompile(self):
+        code = super().recompile()
+        if self.eval_graph is not None:
+            cls = type(self)
+            train_forward = cls.forward
+            compiled = self.eval_graph.python_code(root_module="self")
+            eval_forward = fx.graph_module._forward_from_src(compiled.src, compiled.globals, None)
+            self.eval_code = compiled.src
+            cls.forward = _dispatch(train_forward, eval_forward, len(self.eval_graph.find_nodes(op="placeholder")))
+        return code
+
+    # `graph` and `code` are the current mode's: torch.export runs a GraphModule's `graph` with an fx Interpreter
+    # rather than calling `forward`, and printing `model.code` should show what a call runs.
+    @property
+    def graph(self) -> fx.Graph:
+        return self._graph if self.training or self.eval_graph is None else self.eval_graph
+
+    @graph.setter
+    def graph(self, graph: fx.Graph) -> None:
+        fx.GraphModule.graph.fset(self, graph)
+
+    @property
+    def code(self) -> str:
+        return self._code if self.training or self.eval_graph is None else self.eval_code
+
+    def __reduce__(self):
+        # fx pickles a GraphModule as the source of its `forward`, re-traced on load: the eval forward would be
+        # lost, and eval would silently run the auxiliary heads.
+        raise TypeError("a netspec model with train-only outputs cannot be pickled whole: save its state_dict "
+                        "and rebuild it with netspec.load (copy.deepcopy works)")
+
+    def _deepcopy_init(self):
+        init = super()._deepcopy_init()
+
+        def copy(module, root, graph):
+            init(module, root, graph)
+            module.set_eval_graph(root.__dict__["eval_graph"])
+        return copy
+
+
+def _dispatch(train_forward, eval_forward, inputs: int):
+    """`forward(self, x)` (or x0, x1, …) that runs the training or the eval forward by `self.training`; named
+    arguments, as fx's own forwards have them, so that tracers read the signature."""
+    if inputs == 1:
+        def forward(self, x):
+            return train_forward(self, x) if self.training else eval_forward(self, x)
+        return forward
+
+    def forward(self, *xs):
+        return train_forward(self, *xs) if self.training else eval_forward(self, *xs)
+    return forward
+
+
 @dataclass
 class _Build:
     shaped: ShapedNetwork
@@ -155,6 +273,13 @@ class _Build:
         for name in children:
             if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
                 raise KeyError(f"attribute '{name}' already exists")
+        if has_train_only(self.shaped, self.tree, path):  # two forwards, picked by `self.training`
+            train = block_graph(self.shaped, self.specs, self.tree, block, self.codes)
+            self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes, training=False))
+            module = TrainEvalModule(children, train, class_name=block.name)
+            module.set_eval_graph(self.graphs[-1])
+            self.graphs.append(train)
+            return module
         self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
         # A dict root: fx installs each call_module target, in graph order, which is child order.
         return BlockModule(children, self.graphs[-1], class_name=block.name)

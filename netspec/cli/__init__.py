@@ -17,7 +17,7 @@ from netspec.backends.output import CannotWrite
 from netspec.cli.commands import cmd_compile, cmd_lint, cmd_list, cmd_schema, cmd_summary, cmd_validate
 from netspec.cli.completion import SHELLS, cmd_completion
 from netspec.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ArgumentParser, UsageError, add_max_params_flag,
-                                add_set_flag)
+                                add_outputs_flag, add_set_flag)
 from netspec.errors import SpecErrors, did_you_mean, render
 
 
@@ -48,6 +48,7 @@ def build_parser() -> ArgumentParser:
                    help="open N levels of blocks; deeper ones are one row each (0: top-level blocks only) "
                         "(default: every node)")
     add_set_flag(p)
+    add_outputs_flag(p)
     p.set_defaults(handler=cmd_summary)
 
     p = sub.add_parser("lint", help="warn about likely design mistakes (docs/cli.md lists the rules)")
@@ -63,6 +64,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="model.py (standalone PyTorch source) or model.pt "
                    "(default: print the generated forward)")
     add_set_flag(p)
+    add_outputs_flag(p)
     add_max_params_flag(p)
     p.set_defaults(handler=cmd_compile)
 

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from netspec.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, parse_overrides, shaped_for_output
+from netspec.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, parse_overrides,
+                               select_outputs_flag, shaped_for_output)
 from netspec.errors import SpecErrors
 
 
@@ -54,7 +55,8 @@ def cmd_summary(args) -> int:
 
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
-    summary = summarize(shaped_network(args.spec, parse_overrides(args.set)), args.depth)
+    shaped = select_outputs_flag(shaped_network(args.spec, parse_overrides(args.set)), args.outputs)
+    summary = summarize(shaped, args.depth)
     print(json.dumps(summary.to_json(), indent=2) if args.json else render_table(summary))
     return EXIT_OK
 
@@ -115,7 +117,7 @@ def cmd_compile(args) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix not in (".py", ".pt"):
         raise UsageError(f"-o {out}: the suffix picks the format: .py (PyTorch source) or .pt (weights)")
-    shaped = shaped_for_output(args.spec, parse_overrides(args.set), out)
+    shaped = select_outputs_flag(shaped_for_output(args.spec, parse_overrides(args.set), out), args.outputs)
     if out is not None and out.suffix == ".py":
         from netspec.backends.pysource import to_python_source
 

@@ -44,6 +44,22 @@ def add_set_flag(parser: argparse.ArgumentParser) -> None:
                         help="override a spec param, NAME=VALUE (repeatable) (default: the spec's params)")
 
 
+def add_outputs_flag(parser: argparse.ArgumentParser) -> None:
+    """`--outputs A,B`: the feature extractor returning those nodes (netspec.load(..., outputs=[…]))."""
+    parser.add_argument("--outputs", metavar="NAMES", help="a feature extractor: return these nodes (top-level "
+                        "names or dotted node names, comma-separated), pruned to what they need (default: the "
+                        "spec's outputs)")
+
+
+def select_outputs_flag(shaped, names: str | None):
+    """The shaped network cut down to `--outputs` (unchanged without the flag)."""
+    if names is None:
+        return shaped
+    from netspec.passes.outputs import select_outputs
+
+    return select_outputs(shaped, [name.strip() for name in names.split(",")])
+
+
 def add_max_params_flag(parser: argparse.ArgumentParser) -> None:
     """`--max-params N`, for the commands that build the network's modules (netspec.backends.limits)."""
     from netspec.backends.limits import DEFAULT_MAX_PARAMS

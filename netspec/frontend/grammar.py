@@ -93,6 +93,8 @@ TRAIN_KEYS = {
     "schedule": ({"enum": ["constant", "cosine", "onecycle"]}, "learning-rate schedule over the run"),
     "warmup_epochs": ({"type": "number", "minimum": 0}, "linear warm-up length for cosine"),
     "label_smoothing": ({"type": "number", "minimum": 0, "maximum": 1}, "cross-entropy label smoothing"),
+    "aux_weight": ({"type": "number", "minimum": 0}, "loss weight of each auxiliary output (a network's outputs "
+                   "after the first; GoogLeNet's paper: 0.3)"),
     "init": ({"enum": ["xavier", "default"]}, "xavier: xavier_uniform_ on conv/linear weights (the course); "
              "default: PyTorch's own initialization"),
     "data": ({"type": "string"}, "data set: fashion-mnist, mnist, cifar10, folder:PATH or synthetic"),

@@ -1,5 +1,6 @@
-"""Types of template and network params: `int`, `float`, `bool`, `str`, `any`, `list`, `list[T]`, and a list of
-types for a fixed-length list (`[int, int]`).  A parsed type is a str ("int", "list[int]") or a tuple of them."""
+"""Types of template and network params: `int`, `float`, `bool`, `str`, `int2` (an int or a pair [h, w], as a
+conv's kernel), `any`, `list`, `list[T]`, and a list of types for a fixed-length list (`[int, int]`).  A parsed
+type is a str ("int", "list[int]") or a tuple of them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import sys
 
 from netspec.ops.base import describe, shown
 
-SCALARS = ("int", "float", "bool", "str", "any", "list")
+SCALARS = ("int", "float", "bool", "str", "int2", "any", "list")
 
 
 class TypeSpecError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
-        self.expected = "int, float, bool, str, any, list, list[int] (etc.) or a list of those like [int, int]"
+        self.expected = "int, float, bool, str, int2, any, list, list[int] (etc.) or a list of those like [int, int]"
 
 
 def parse_type(raw) -> object:
@@ -71,6 +72,12 @@ def check_type(kind, value) -> str | None:
             if problem:
                 return problem
         return None
+    if kind == "int2":
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2 or any(check_type("int", v) for v in value):
+                return f"expected an int or a pair [h, w] of ints, found {describe(value)}"
+            return None
+        return None if check_type("int", value) is None else f"expected an int or [h, w], found {describe(value)}"
     if kind == "float" and _beyond_float(value):
         return f"expected float, found {describe(value)}, too large for a float"
     ok = {

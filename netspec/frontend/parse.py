@@ -11,7 +11,7 @@ from typing import Iterator, Mapping
 from netspec.errors import Mark, SpecError
 from netspec.frontend.grammar import MERGES, MODIFIERS, SEQ, TEMPLATE_KEYS, is_expression
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, show
-from netspec.frontend.syntax import (Arg, Branch, Branches, Item, Modifiers, OpCall, Seq, Spec, Template,
+from netspec.frontend.syntax import (Arg, Branch, Branches, Item, Modifiers, OpCall, OutputDecl, Seq, Spec, Template,
                                      TemplateCall, TParam, Value)
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of, plain
 from netspec.ir import Expect
@@ -30,13 +30,26 @@ def parse_spec(documents: list[Document], params: Mapping[str, object]) -> Spec:
                 input=value_of(data["input"], mark_of(data, "input")), input_mark=key_mark(data, "input"),
                 body=items_of(body), body_mark=key_mark(data, "body"), expect=expect_of(data.get("expect")),
                 train=MappingProxyType(plain(dict(data.get("train") or {}))), templates=MappingProxyType(templates),
-                lint_ignore=lint_ignore(data))
+                lint_ignore=lint_ignore(data),
+                outputs=outputs_of(data.get("outputs")))
 
 
 def lint_ignore(holder: MDict) -> frozenset[str]:
     """The rules a `lint: {ignore: [...]}` of this mapping (an item, or the spec's top level) silences."""
     lint = holder.get("lint")
     return frozenset(lint.get("ignore") or ()) if isinstance(lint, MDict) else frozenset()
+
+
+def outputs_of(raw: MDict | None) -> tuple[OutputDecl, ...]:
+    """The spec's `outputs:`: `name: node` or `name: {from: node, train_only: …, when: …}`, in order."""
+    decls = []
+    for name, entry in (raw or {}).items():
+        if isinstance(entry, MDict):
+            get = lambda key: value_of(entry[key], mark_of(entry, key)) if key in entry else None
+            decls.append(OutputDecl(name, key_mark(raw, name), get("from"), get("train_only"), get("when")))
+        else:
+            decls.append(OutputDecl(name, key_mark(raw, name), value_of(entry, mark_of(raw, name))))
+    return tuple(decls)
 
 
 def value_of(data, mark: Mark) -> Value:

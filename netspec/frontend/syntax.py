@@ -114,6 +114,18 @@ class Template:
 
 
 @dataclass(frozen=True)
+class OutputDecl:
+    """One entry of the spec's `outputs:`: the output's name, the node it returns (`from`, a top-level name),
+    whether it is returned in training only, and when it exists at all."""
+
+    name: str
+    mark: Mark                         # the entry's key
+    from_: Value
+    train_only: Value | None = None
+    when: Value | None = None
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated network: resolved params, the parsed body, and every template it can call."""
 
@@ -130,3 +142,4 @@ class Spec:
     train: Mapping[str, object]
     templates: Mapping[str, Template]
     lint_ignore: frozenset[str] = frozenset()    # the top-level `lint: {ignore: [...]}`
+    outputs: tuple[OutputDecl, ...] = ()   # empty: the body's last item is the one output

@@ -35,6 +35,7 @@ def _param_schema(param: Param) -> dict:
         "int2": [integer, pair, expr] + ([{"type": "null"}] if param.default is None and not param.required else []),
         "padding": [integer, pair, {"enum": ["same", "valid"]}, expr],
         "size": [integer, pair, {"type": "null"}, expr],
+        "floats": [number, {"type": "array", "minItems": 1, "items": {"anyOf": [number, expr]}}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
     schema = {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
@@ -141,6 +142,20 @@ def _top_level_properties() -> dict:
                     "input shape without the batch: [channels, height, width] or [features]"),
         "blocks": _named("block", "block templates defined here"),
         "body": _d({"$ref": "#/$defs/seq"}, "the network: items applied in order"),
+        "outputs": _d({"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
+                       "additionalProperties": {"anyOf": [
+                           _d({"type": ["string", "integer"]}, "the top-level name of the node it returns"),
+                           {"type": "object", "additionalProperties": False, "required": ["from"], "properties": {
+                               "from": _d({"type": ["string", "integer"]}, "the top-level name of the node it "
+                                          "returns"),
+                               "train_only": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+                                                "returned in training only (an auxiliary head); in eval what "
+                                                "feeds only it does not run"),
+                               "when": _d({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}]},
+                                          "when false, the network has no such output"),
+                               "doc": _d({"type": "string"}, "a note for readers")}}]}},
+                      "the network's outputs by name, in the order the module returns them (default: the body's "
+                      "last item alone); several are returned as a named tuple"),
         "expect": _d({"type": "object", "additionalProperties": False, "properties": {
             "params": _d({"type": "integer", "minimum": 0}, "exact number of trainable parameters"),
             "output": _d({"type": "array", "items": {"type": "integer"}}, "output shape without the batch"),
@@ -193,8 +208,8 @@ def _template_defs(item_props: dict) -> dict:
         "type": "object", "additionalProperties": _template_call(),
         "properties": item_props | {
             "doc": _d({"type": "string"}, "one line for `netspec list`, then details"),
-            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `list`, `any`, a "
-                             "list of types for a fixed-length list, or {type, default, doc}"),
+            "params": _named("template_param", "typed parameters: `int`, `float`, `bool`, `str`, `int2`, `list`, "
+                             "`any`, a list of types for a fixed-length list, or {type, default, doc}"),
         },
     }
     type_names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}

@@ -38,8 +38,10 @@ class Param:
     below: float | None = None    # exclusive upper bound (dropout's p < 1)
 
 
-# int2: an int or a pair [h, w]; padding: int2 or "same"/"valid"; size: int2 or null.
-PARAM_TYPES = ("int", "float", "bool", "str", "int2", "padding", "size")
+# int2: an int or a pair [h, w]; padding: int2 or "same"/"valid"; size: int2 or null; floats: a number or a list of
+# numbers (one per channel).
+PARAM_TYPES = ("int", "float", "bool", "str", "int2", "padding", "size", "floats")
+MAX_FLOATS = 10_000  # numbers in one `floats` argument (one per channel; the zoo's widest layer has 4,096)
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,12 @@ def check_arg(param: Param, value: object) -> object:
         if not isinstance(value, bool):
             raise ArgError("true or false", describe(value))
         return value
+    if kind == "floats":
+        if isinstance(value, (list, tuple)):
+            if not 1 <= len(value) <= MAX_FLOATS:
+                raise ArgError(f"a number or a list of 1 to {MAX_FLOATS:,} numbers", describe(value))
+            return [check_arg(Param("float", doc=param.doc, minimum=param.minimum), v) for v in value]
+        return check_arg(Param("float", doc=param.doc, minimum=param.minimum), value)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgError("a number", describe(value))

@@ -1,4 +1,5 @@
-"""The norm family: batchnorm (nn.BatchNorm1d/2d, or the course's formulas), layernorm, groupnorm and lrn."""
+"""The norm family: batchnorm (nn.BatchNorm1d/2d, or the course's formulas), layernorm, groupnorm, lrn, and a
+fixed per-channel affine."""
 
 from __future__ import annotations
 
@@ -48,9 +49,45 @@ def _layernorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
                       (("eps", args["eps"]), ("elementwise_affine", args["affine"])))
 
 
+def _affine_values(args: Args, channels: int) -> dict[str, list[float]]:
+    """`scale` and `shift` as one number per channel (a single number stands for every channel)."""
+    return {key: list(args[key]) if isinstance(args[key], list) else [args[key]] * channels
+            for key in ("scale", "shift")}
+
+
+def _affine_shape(args: Args, ins: list[Shape]) -> Shape:
+    (x,) = ins
+    need_rank("affine", x, (1, 3))
+    for key in ("scale", "shift"):
+        if isinstance(args[key], list) and len(args[key]) not in (1, x[0]):
+            raise ShapeError(f"affine `{key}` has {len(args[key])} values for {x[0]} channels",
+                             expected=f"one number, or {x[0]} (one per channel)", found=f"{len(args[key])} values",
+                             hint=f"give `{key}` one value per channel of the input")
+    return x
+
+
+def _affine_module(args: Args, ins: list[Shape]) -> ModuleSpec:
+    from netspec.ops.channel_affine import ChannelAffine  # imports torch: only when a module is wanted
+    channels = ins[0][0]
+    values = {k: v * channels if len(v) == 1 else v for k, v in _affine_values(args, channels).items()}
+    return ModuleSpec(ChannelAffine, (values["scale"], values["shift"], len(ins[0]) + 1))
+
+
+def _affine_label(args: Args) -> str:
+    short = lambda v: (f"{v:g}" if not isinstance(v, list) else
+                       "[" + ", ".join(f"{x:.3g}" for x in v[:3]) + (", …" if len(v) > 3 else "") + "]")
+    return f"affine ×{short(args['scale'])} +{short(args['shift'])}"
+
+
 _EPS = P("float", 1e-5, "added to the variance", minimum=0)
 
 OPS = [
+    Op("affine", "A fixed scale and shift per channel (per feature): x·scale + shift, with constants, not weights "
+       "(torchvision's Inception-v3 `transform_input`). Not in the state_dict.", "norm", {
+        "scale": P("floats", 1.0, "a number, or one per channel"),
+        "shift": P("floats", 0.0, "a number, or one per channel"),
+    }, _affine_shape, _affine_label, module=_affine_module, fresh_output=True,
+       example=Example([(3, 4, 4)], {"scale": [0.458, 0.448, 0.45], "shift": [-0.03, -0.088, -0.188]})),
     Op("batchnorm", "Batch normalization; 1-D or 2-D by the input's rank. impl `formula` is the course's own "
        "equations in plain tensor ops (moving statistics as buffers, biased running variance).", "norm", {
         "eps": _EPS,

@@ -9,6 +9,7 @@ and every error is reported in one run.
 from __future__ import annotations
 
 import difflib
+import keyword
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Mapping
@@ -16,8 +17,9 @@ from typing import Mapping
 from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from netspec.frontend.grammar import ITEM_NAME, ITEM_NAME_RULE
 from netspec.frontend.param_types import check_type, show
-from netspec.frontend.syntax import Arg, Branch, Branches, Item, Seq, Spec, Template, TemplateCall, Value
-from netspec.ir import INPUT, OUTPUT, Network, Node, Scope, build_network
+from netspec.frontend.syntax import (Arg, Branch, Branches, Item, OutputDecl, Seq, Spec, Template, TemplateCall,
+                                     Value)
+from netspec.ir import INPUT, OUTPUT, Network, Node, Output, Scope, build_network
 from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
 from netspec.ops.base import check_size, describe, shown
 from netspec.passes.context import (MAX_NODES, MAX_SCOPE_DEPTH, MAX_TEMPLATE_DEPTH, Budget, Ctx, Failed,
@@ -54,17 +56,70 @@ class _Walker:
         try:
             built.shapes[INPUT] = self.input_shape(ctx)
             built.nodes[INPUT] = Node(INPUT, INPUT, _NO_ARGS, (), spec.input_mark)
-            with self.names.frame():
+            with self.names.frame() as top:
                 out = self.seq(spec.body, ctx, INPUT)
+                outputs = self.outputs(ctx, out)
+                names = {name: node for name, node in {**built.items, **top.names}.items() if node != ERROR}
         except Failed as stop:  # the input's shape, or a budget (TooBig): nothing more can be checked
             raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
             raise SpecErrors(_first_of_each(built.errors))
-        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, (out,), spec.body_mark)
+        ends = tuple(o.node for o in outputs) if outputs else (out,)
+        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, ends, spec.body_mark)
         return build_network(list(built.nodes.values()), name=spec.name, doc=spec.doc, file=spec.file,
                              params=MappingProxyType(dict(spec.params)), input_shape=built.shapes[INPUT],
                              expect=spec.expect, train=MappingProxyType(dict(spec.train)),
-                             scopes=MappingProxyType(built.scopes))
+                             scopes=MappingProxyType(built.scopes), outputs=outputs,
+                             names=MappingProxyType(names))
+
+    def outputs(self, ctx: Ctx, last: str) -> tuple[Output, ...]:
+        """The spec's `outputs:` resolved to nodes, in order (empty: no `outputs:`, the last item is the output).
+        An entry names a top-level name or a nested item's dotted path; one whose `when` is false is left out."""
+        spec, outputs, mistakes = self.spec, [], Mistakes()
+        if not spec.outputs:
+            return ()
+        taken: dict[str, OutputDecl] = {}
+        for decl in spec.outputs:
+            with mistakes.record():
+                if decl.name.startswith("_") or keyword.iskeyword(decl.name):
+                    ctx.fail(f"the output name `{decl.name}` is not a field name Python allows", decl.mark,
+                             hint="outputs are the fields of a named tuple: no leading `_`, no Python keyword")
+                if decl.when is not None and not self.condition(decl.when, ctx, last):
+                    continue
+                train_only = False
+                if decl.train_only is not None:
+                    train_only = self.values.value(decl.train_only, ctx, last)
+                    if not isinstance(train_only, bool):
+                        ctx.fail("`train_only` must be true or false", decl.train_only.mark,
+                                 found=describe(train_only))
+                node = self.output_node(decl.from_, ctx)
+                if node == ERROR:
+                    continue
+                if node in taken:
+                    ctx.fail(f"outputs `{taken[node].name}` and `{decl.name}` return the same node `{node}`",
+                             decl.from_.mark, hint="each output returns a different node; drop one of them",
+                             notes=(Note(f"`{taken[node].name}` is declared at", taken[node].mark),))
+                taken[node] = decl
+                outputs.append(Output(decl.name, node, train_only, decl.mark))
+        self.built.errors += mistakes.errors
+        if outputs and outputs[0].train_only:
+            ctx.fail(f"the first output, `{outputs[0].name}`, is train-only: the first output is the network's main "
+                     "one, which eval returns", outputs[0].mark,
+                     hint="list the main output (the classifier's logits, no `train_only`) first")
+        if not outputs and not mistakes.errors:
+            ctx.fail("no output is left: the `when` of every entry of `outputs:` is false", spec.outputs[0].mark)
+        return tuple(outputs)
+
+    def output_node(self, ref: Value, ctx: Ctx) -> str:
+        """The node an `outputs:` entry names: a top-level name as `from:` sees it, or the dotted path of a
+        nested item (`b4.aux1`: an auxiliary head inside a stage)."""
+        if not isinstance(ref.raw, str) or "." not in ref.raw:
+            return self.lookup(ref, ctx)
+        if ref.raw not in self.built.items:
+            ctx.fail(f"`outputs:` names an unknown item `{ref.raw}`", ref.mark,
+                     expected="a top-level name, or the dotted path of an item (`b4.aux1`)", found=f"`{ref.raw}`",
+                     hint=did_you_mean(ref.raw, self.built.items))
+        return self.built.items[ref.raw]
 
     def input_shape(self, ctx: Ctx) -> tuple[int, ...]:
         value = self.values.value(self.spec.input, ctx, None)
@@ -128,7 +183,9 @@ class _Walker:
                 return out  # each iteration registered its own name
             return self.names.register(self.given_name(mods.name, number, ctx, mark), out)
         label = self.name(mods.name, number, ctx, mark)
-        out = self.kind(item, ctx, path if path is not None else ctx.path + (label,), sources)
+        item_path = path if path is not None else ctx.path + (label,)
+        out = self.kind(item, ctx, item_path, sources)
+        self.built.items[".".join(item_path)] = out
         return self.names.register(label if mods.name is not None else None, out)
 
     def condition(self, when: Value, ctx: Ctx, inp: str) -> bool:
@@ -193,8 +250,11 @@ class _Walker:
             it_name = self.name(raw_name, 0, it_ctx, item.mark) if per_iteration else None
             it_path = ctx.path + (it_name,) if per_iteration else base + (str(i),)
             cur = [self.kind(item, it_ctx, it_path, cur)]
+            self.built.items[".".join(it_path)] = cur[0]
             if per_iteration:  # `from:` in later iterations and later items may name it
                 self.names.register(it_name, cur[0])
+        if count and not per_iteration:
+            self.built.items[".".join(base)] = cur[0]
         return cur[0], per_iteration
 
     def inline(self, item: Seq, ctx: Ctx, sources: list[str]) -> str:

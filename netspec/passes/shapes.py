@@ -33,7 +33,7 @@ def infer(network: Network) -> ShapedNetwork:
         if any(source not in facts for source in node.inputs):
             continue  # downstream of a failed node: skipped, not blamed
         ins = [facts[source].shape for source in node.inputs]
-        if node.op == OUTPUT:
+        if node.op == OUTPUT:  # the main output's shape: the first (never train-only)
             facts[name] = Facts(ins[0], tuple(ins), 0, 0)
             continue
         try:
@@ -43,8 +43,12 @@ def infer(network: Network) -> ShapedNetwork:
                                     (Note(f"at node `{name}`"),) + call_notes(network.scopes, name)))
     if errors:
         raise SpecErrors(errors)
+    # MACs are the eval forward's, as torchvision's published figures are: what feeds only train-only outputs
+    # (auxiliary heads) does not run then.  Its parameters exist either way and are counted.
+    train_only = network.train_only_nodes()
+    total = sum(f.macs for f in facts.values())
     return ShapedNetwork(network, MappingProxyType(facts), sum(f.param_count for f in facts.values()),
-                         sum(f.macs for f in facts.values()))
+                         total - sum(facts[name].macs for name in train_only), total)
 
 
 def check_expect(shaped: ShapedNetwork) -> ShapedNetwork:

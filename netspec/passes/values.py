@@ -27,6 +27,7 @@ class Built:
     shapes: dict[str, tuple] = field(default_factory=dict)
     failed: set[str] = field(default_factory=lambda: {ERROR})
     errors: list[SpecError] = field(default_factory=list)
+    items: dict[str, str] = field(default_factory=dict)   # every item's dotted path → its output node
 
     def shape_of(self, node: str) -> tuple[int, ...]:
         """The inferred shape of an already built node, inferring (in build order) what is not known yet."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from netspec.train.data import to_input
 from netspec.train.files import write_file
+from netspec.train.losses import main_output
 
 TOP_K = 5
 
@@ -32,7 +33,7 @@ def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classe
     for idx in torch.arange(len(labels), device=device).split(batch):
         x, y = to_input(images[idx], size, channels_last), labels[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext():
-            logits = model(x).float()
+            logits = main_output(model(x)).float()
         confusion += torch.bincount(y * k + logits.argmax(1), minlength=k * k)
         top5 = (logits.topk(min(TOP_K, k), 1).indices == y[:, None]).any(1).sum() if k > TOP_K else 0
         sums += torch.stack([F.cross_entropy(logits, y, reduction="sum"), torch.as_tensor(top5, device=device)

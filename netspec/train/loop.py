@@ -30,6 +30,7 @@ from torch import nn
 from netspec.train import distributed
 from netspec.train.data import DataSet, augment, to_input
 from netspec.train.distributed import Dist
+from netspec.train.losses import classification_loss, main_output
 from netspec.train.recipe import Recipe
 
 ONECYCLE_WARMUP = 0.25     # fraction of the run spent rising to the peak lr (no warmup_epochs given)
@@ -164,11 +165,6 @@ def autocast(setup: Setup):
     return torch.autocast(setup.device.type, dtype=torch.bfloat16)
 
 
-def training_loss(recipe: Recipe, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The loss a training step minimizes (float32, whatever the autocast dtype of the logits)."""
-    return F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-
-
 def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float):
     images = setup.data.train_x[idx]                                          # (B, C, H, W) uint8
     if setup.recipe.augment:
@@ -177,12 +173,12 @@ def train_step(setup: Setup, idx: torch.Tensor, gen: torch.Generator, lr: float)
     for group in setup.optimizer.param_groups:
         group["lr"] = lr
     with autocast(setup):
-        logits = setup.forward(x)                                              # (B, classes)
-    loss = training_loss(setup.recipe, logits, y)
+        outputs = setup.forward(x)                                             # (B, classes), or aux heads too
+    loss, logits, aux = classification_loss(outputs, y, setup.recipe.label_smoothing, setup.recipe.aux_weight)
     setup.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     setup.optimizer.step()
-    return loss.detach(), (logits.argmax(1) == y).sum()
+    return loss.detach(), (logits.argmax(1) == y).sum(), aux
 
 
 def evaluate(setup: Setup, split: str = "test") -> tuple[float, float, int]:
@@ -205,7 +201,7 @@ def evaluate_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, si
     for idx in indices.split(batch):
         x, y = to_input(images[idx], size, channels_last), labels[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext():
-            logits = model(x).float()
+            logits = main_output(model(x)).float()
         sums[:2] += torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()])
     loss, correct, count = distributed.sum_(sums, info).tolist()
     model.train(was_training)
@@ -235,19 +231,23 @@ def run_epoch(setup: Setup, state: LoopState, gen: torch.Generator, hooks: Hooks
         state.logged_loss, state.logged_count, state.epoch_time = 0.0, 0, 0.0
     hooks.epoch_start(state.epoch, len(batches), state.step_in_epoch)
     sums = torch.tensor([state.loss_sum, state.correct], dtype=torch.float64, device=setup.device)
+    aux_sums: dict[str, torch.Tensor] = {}    # auxiliary heads' losses, summed over this process's examples
     finite: list[torch.Tensor] = []
     start = time.perf_counter()
-    for k in range(state.step_in_epoch, len(batches)):
+    first = state.step_in_epoch
+    for k in range(first, len(batches)):
         idx = batches[k]
-        loss, correct = train_step(setup, idx, gen, lr_at(setup.recipe, state.global_step, total, len(batches)))
+        loss, correct, aux = train_step(setup, idx, gen, lr_at(setup.recipe, state.global_step, total, len(batches)))
         sums += torch.stack([loss * len(idx), correct]).double()
+        for name, value in aux.items():
+            aux_sums[name] = aux_sums.get(name, 0) + value.double() * len(idx)
         finite.append(torch.isfinite(loss))
         state.global_step, state.step_in_epoch, state.count = state.global_step + 1, k + 1, state.count + len(idx)
         if k + 1 == len(batches) or state.global_step % setup.sync_every == 0 \
                 or state.global_step % setup.log_every == 0:
             start = _sync_point(setup, state, sums, finite, start, hooks, gen)
             finite = []
-    _finish_epoch(setup, state, sums, start, hooks, gen)
+    _finish_epoch(setup, state, sums, start, hooks, gen, aux_sums, sum(len(b) for b in batches[first:]))
 
 
 def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list, start: float,
@@ -293,7 +293,7 @@ def _sync_point(setup: Setup, state: LoopState, sums: torch.Tensor, finite: list
 
 
 def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: float, hooks: Hooks,
-                  gen: torch.Generator) -> None:
+                  gen: torch.Generator, aux_sums: dict | None = None, examples: int = 0) -> None:
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)
     elapsed = time.perf_counter() - start
@@ -315,6 +315,12 @@ def _finish_epoch(setup: Setup, state: LoopState, sums: torch.Tensor, start: flo
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     state.loss_sum, state.correct, state.count = 0.0, 0.0, 0
     state.logged_loss, state.logged_count, state.epoch_time = 0.0, 0, 0.0
+    if aux_sums:  # the mean over the examples of the steps this run made in the epoch (all of them unless resumed)
+        names = list(aux_sums)
+        totals = torch.stack([aux_sums[name] for name in names] + [torch.tensor(
+            float(examples), dtype=torch.float64, device=setup.device)])
+        *aux, seen = distributed.sum_(totals, setup.dist).tolist()
+        record["aux_loss"] = {name: value / max(seen, 1) for name, value in zip(names, aux)}
     state.history.append(record)
     # Chosen on validation; without a validation set the last epoch is kept (never chosen on the test set).
     best = record["val_acc"] > state.best_acc if setup.data.has_val else True

@@ -39,6 +39,7 @@ class Recipe:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    aux_weight: float = 0.3      # the loss weight of each auxiliary output (GoogLeNet's paper: 0.3)
     resize: int | None = None
     init: str = "xavier"
     augment: tuple[str, ...] = ()
@@ -140,7 +141,8 @@ def check(recipe: Recipe) -> None:
     if not -MAX_SEED - 1 <= recipe.seed <= MAX_SEED:
         raise RecipeError(f"seed must be a 64-bit whole number (-2**63 to 2**63-1), got {recipe.seed}")
     # Negative values here ran, or failed inside torch with an internal error (tests/test_cli_misuse.py).
-    at_least_zero = {"weight_decay": recipe.weight_decay, "warmup_epochs": recipe.warmup_epochs}
+    at_least_zero = {"weight_decay": recipe.weight_decay, "warmup_epochs": recipe.warmup_epochs,
+                     "aux_weight": recipe.aux_weight}
     for name, value in at_least_zero.items():
         if not 0 <= value < math.inf:
             raise RecipeError(f"{name} must be ≥ 0, got {value}")

@@ -87,6 +87,9 @@ class _Builder:
         self.nodes, self.facts = shaped.network.nodes, shaped.facts
         self.items: dict[str, Item] = {}
         self.clusters: dict[str, Cluster] = {}
+        # Several outputs: one box each, named and marked when train-only; one output: the `output` box.
+        outputs = shaped.network.output_list()
+        self.outputs = outputs if len(outputs) > 1 else ()
 
     def build(self) -> View:
         for node in self.nodes:
@@ -111,10 +114,23 @@ class _Builder:
         return self.op(node)
 
     def io(self, node: str) -> str:
+        if node == OUTPUT and self.outputs:
+            return self.output_boxes()
         if node not in self.items:
             shape = show_shape(self.facts[node].shape)
             self.items[node] = Item(node, "io", "io", node, (shape,), 0, None, f"{node}: {shape}")
         return node
+
+    def output_boxes(self) -> str:
+        """A box per output (`output/logits`), in the order the module returns them; the first one's id."""
+        for out in self.outputs:
+            key = "output/" + out.name
+            if key not in self.items:
+                shape = show_shape(self.facts[out.node].shape)
+                lines = (shape,) + (("train only",) if out.train_only else ())
+                self.items[key] = Item(key, "io", "io", out.name, lines, 0, None,
+                                       f"output {out.name}: {shape}" + (", train only" if out.train_only else ""))
+        return "output/" + self.outputs[0].name
 
     def op(self, node: str) -> str:
         if node not in self.items:
@@ -184,10 +200,11 @@ class _Builder:
         seen: dict[tuple, Edge] = {}
         role = self.roles()
         for node, record in self.nodes.items():
-            for src in record.inputs:
+            for i, src in enumerate(record.inputs):
                 if not self.shown(src, node):
                     continue
-                a, b = self.visible(src), self.visible(node)
+                a = self.visible(src)
+                b = "output/" + self.outputs[i].name if node == OUTPUT and self.outputs else self.visible(node)
                 shape = tuple(self.facts[src].shape)
                 if a != b:
                     seen.setdefault((a, b, shape), Edge(a, b, shape, role(a, b)))
