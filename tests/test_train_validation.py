@@ -257,3 +257,13 @@ def test_the_specs_recipe_can_hold_out_the_validation_split(tmp_path):
     info = json.loads((result.run_dir / "run.json").read_text())
     assert (info["recipe"]["val_split"], info["recipe"]["patience"]) == (0.25, 3)
     assert (info["data"]["train"], info["data"]["val"]) == (240, 80) and "val_acc" in result.history[0]
+
+
+@pytest.mark.parametrize("flag, says", [
+    (["--val-split", "1"], "val_split must be a fraction in [0, 1), got 1.0"),
+    (["--val-split", "-0.1"], "val_split must be a fraction in [0, 1), got -0.1"),
+    (["--val-split", "0.2", "--patience", "-1"], "patience must be ≥ 0 (0: no early stopping), got -1"),
+])
+def test_a_bad_split_or_patience_is_one_usage_line(tiny, tmp_path, capsys, flag, says):
+    assert cli(tiny, "--data", "synthetic", "--epochs", "1", "--out", str(tmp_path / "runs"), *flag) == 2
+    assert capsys.readouterr().err.strip() == f"netspec: error: {says}" and not (tmp_path / "runs").exists()
