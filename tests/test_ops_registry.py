@@ -41,8 +41,11 @@ def test_the_entry_describes_itself(op):
     assert all(p in op.example.args for p, param in op.params.items() if param.required), "a required param is unset"
     assert op.min_inputs >= 1 and (op.max_inputs == 0 or op.max_inputs >= op.min_inputs)
     count = len(op.example.inputs)
-    assert op.min_inputs <= count and (op.max_inputs == 0 or count <= op.max_inputs), "the example's arity"
-    assert (op.module is None) != (op.function is None)
+    if op.reads_input:
+        assert op.min_inputs <= count and (op.max_inputs == 0 or count <= op.max_inputs), "the example's arity"
+    else:
+        assert count == 0, "a parameter reads no input"
+    assert sum(b is not None for b in (op.module, op.function, op.parameter)) == 1
     assert isinstance(op.label(example_args(op)), str) and op.label(example_args(op)).strip()
 
 
@@ -54,6 +57,11 @@ def test_the_module_or_function_gives_the_inferred_shape_params_and_macs(op):
     assert op.macs(args, ins, shape) >= 0 and op.count_params(args, ins) >= 0
     torch.manual_seed(0)
     inputs = [torch.randn(BATCH, *s) for s in ins]
+    if op.parameter is not None:  # one tensor for the whole batch: its shape has no batch dimension
+        tensor = op.parameter(args).build()
+        assert isinstance(tensor, nn.Parameter) and tuple(tensor.shape) == shape
+        assert tensor.numel() == op.count_params(args, ins) and op.macs(args, ins, shape) == 0
+        return
     if op.function is not None:
         out = op.function()(inputs)
         assert op.count_params(args, ins) == 0
@@ -62,6 +70,10 @@ def test_the_module_or_function_gives_the_inferred_shape_params_and_macs(op):
         out = module(*inputs)
         assert sum(p.numel() for p in module.parameters()) == op.count_params(args, ins)
         assert getattr(module, "inplace", False) is False, "modules are built out of place (fx decides)"
+    if op.outputs is not None:  # several outputs: a tuple of that many parts, each of the inferred shape
+        assert isinstance(out, tuple) and len(out) == op.outputs(args)
+        assert all(tuple(part.shape) == (BATCH, *shape) for part in out)
+        return
     assert tuple(out.shape) == (BATCH, *shape)
 
 
@@ -90,6 +102,9 @@ def test_a_merge_function_emits_fx_nodes_that_compute_what_it_computes_eagerly(o
 def test_a_fresh_output_is_a_new_tensor_and_an_in_place_module_overwrites_its_input(op):
     args, ins = example_args(op), example_inputs(op)
     inputs = [torch.randn(BATCH, *s) for s in ins]
+    if op.parameter is not None:
+        assert not op.is_fresh(args) and not op.in_place
+        return
     if op.is_fresh(args):
         out = op.function()(inputs) if op.function else op.module(args, ins).build()(*inputs)
         assert all(out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr() for x in inputs)
@@ -100,7 +115,8 @@ def test_a_fresh_output_is_a_new_tensor_and_an_in_place_module_overwrites_its_in
 
 
 def test_families_have_a_style_and_legend_and_every_family_has_ops():
-    assert list(FAMILIES) == ["conv", "norm", "activation", "pool", "linear", "merge", "reshape", "regularize"]
+    assert list(FAMILIES) == ["conv", "norm", "activation", "pool", "linear", "merge", "reshape", "regularize",
+                              "parameter"]
     assert {op.family for op in OPS.values()} == set(FAMILIES)
     for family in FAMILIES.values():
         assert family.legend and family.fill.startswith("#") and family.border.startswith("#")
@@ -121,14 +137,15 @@ def entry(**changes) -> Op:
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(module=None), "exactly one of `module` and `function`"),
-    (dict(function=lambda: MergeCall(torch.cat, "list_dim")), "exactly one of `module` and `function`"),
+    (dict(module=None), "exactly one of `module`, `function` and `parameter`"),
+    (dict(function=lambda: MergeCall(torch.cat, "list_dim")), "exactly one of `module`, `function` and `parameter`"),
+    (dict(module=None, parameter=lambda a: None, max_inputs=2), "reads no input"),
     (dict(min_inputs=0), "inputs"),
     (dict(min_inputs=2, max_inputs=1), "inputs"),
     (dict(doc=""), "doc"),
     (dict(params={"k": Param("int", 1)}), "doc"),
     (dict(module=None, function=lambda: MergeCall(torch.add, "fold"), in_place=True), "in place"),
-], ids=["neither", "both", "no-inputs", "max-below-min", "no-doc", "undocumented-param", "in-place-merge"])
+], ids=["neither", "both", "parameter-arity", "no-inputs", "max-below-min", "no-doc", "undocumented-param", "in-place-merge"])
 def test_an_entry_missing_a_part_is_refused_when_it_is_made(changes, message):
     with pytest.raises(ValueError, match=message):
         entry(**changes)

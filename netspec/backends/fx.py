@@ -20,9 +20,9 @@ from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
 from netspec.backends.limits import BYTES_PER_PARAM, OutOfMemory, check_param_count, human_size
-from netspec.ir import INPUT, ShapedNetwork
+from netspec.ir import INPUT, ShapedNetwork, split_ref
 from netspec.ops import OPS
-from netspec.ops.torch_build import ModuleSpec
+from netspec.ops.torch_build import ModuleSpec, ParameterSpec
 
 
 def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
@@ -36,6 +36,12 @@ def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
         if spec is not None:
             specs[node.name] = spec
     return specs
+
+
+def parameter_specs(shaped: ShapedNetwork) -> dict[str, ParameterSpec]:
+    """The learnable tensor of every `parameter` node, by dotted name, in node order."""
+    return {node.name: OPS[node.op].parameter(node.args) for node in shaped.op_nodes()
+            if OPS[node.op].parameter is not None}
 
 
 def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
@@ -64,22 +70,33 @@ def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[
     graph.codes = codes
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
+
+    def value(ref: str) -> fx.Node:
+        """The fx node of a value: part k of a chunk made in this block is a getitem, made at its first use."""
+        if ref not in values:
+            node, part = split_ref(ref, shaped.nodes)
+            values[ref] = graph.call_function(operator.getitem, (values[node], part))
+        return values[ref]
+
     for child in block.children:
         if child in tree:
             sub = tree[child]
-            call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
+            call = graph.call_module(block.local(child), tuple(value(src) for src in sub.inputs))
             if len(sub.outputs) == 1:
                 values[sub.outputs[0]] = call
             else:
                 values.update((out, graph.call_function(operator.getitem, (call, i)))
                               for i, out in enumerate(sub.outputs))
             continue
-        args = [values[src] for src in shaped.nodes[child].inputs]
+        node = shaped.nodes[child]
+        args = [value(src) for src in node.refs()]
         if child in specs:
             values[child] = graph.call_module(block.local(child), tuple(args))
+        elif OPS[node.op].parameter is not None:
+            values[child] = graph.get_attr(block.local(child))
         else:
-            values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
-    outputs = [values[out] for out in block.outputs]
+            values[child] = OPS[node.op].function().emit(graph, args)
+    outputs = [value(out) for out in block.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
 
@@ -134,6 +151,7 @@ class _Build:
     shaped: ShapedNetwork
     specs: dict[str, ModuleSpec]
     tree: dict[str, Container]
+    tensors: dict[str, ParameterSpec]
     codes: dict = field(default_factory=dict)           # generated code by graph structure, for this build
     graphs: list[fx.Graph] = field(default_factory=list)
 
@@ -147,6 +165,8 @@ class _Build:
                 children[block.local(child)] = self.module(child)
             elif child in self.specs:
                 children[block.local(child)] = self.specs[child].build()
+            elif child in self.tensors:
+                children[block.local(child)] = self.tensors[child].build()
         if block.chain:
             sequential = nn.Sequential()
             for name, module in children.items():
@@ -156,7 +176,9 @@ class _Build:
             if hasattr(_probe(), name):  # fx installs children with setattr, which would silently shadow these
                 raise KeyError(f"attribute '{name}' already exists")
         self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
-        # A dict root: fx installs each call_module target, in graph order, which is child order.
+        # A dict root: fx installs each call_module and get_attr target, in graph order, which is child order;
+        # a learnable tensor becomes a parameter of the block, which PyTorch's state_dict lists before the
+        # block's children (as it does torchvision's ConvNeXt layer_scale).
         return BlockModule(children, self.graphs[-1], class_name=block.name)
 
 
@@ -185,7 +207,7 @@ def to_graph_module(shaped: ShapedNetwork, max_params: int | None = None) -> fx.
     out of memory anyway."""
     check_param_count(shaped.param_count, max_params)
     specs = module_specs(shaped)
-    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs))
+    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs), parameter_specs(shaped))
     try:
         with _gc_paused():
             module = build.module("")

@@ -11,6 +11,7 @@ import sys
 
 from netspec.frontend.grammar import MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS, takes_branches
 from netspec.ops import OPS, Param
+from netspec.ops.base import MAX_RANK
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
 
@@ -33,6 +34,7 @@ def _param_schema(param: Param) -> dict:
         "int2": [integer, pair, expr] + ([{"type": "null"}] if param.default is None and not param.required else []),
         "padding": [integer, pair, {"enum": ["same", "valid"]}, expr],
         "size": [integer, pair, {"type": "null"}, expr],
+        "ints": [{"type": "array", "items": {"anyOf": [integer, expr]}, "minItems": 1, "maxItems": MAX_RANK}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
     return {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}

@@ -38,5 +38,6 @@ OPS = [
        function=lambda: MergeCall(torch.cat, "list_dim"), fresh_output=True, min_inputs=1, max_inputs=0),
     Op("add", "Elementwise sum of inputs of identical shape.", "merge", {},
        _add_shape, lambda a: "add", Example([(3, 4, 4), (3, 4, 4), (3, 4, 4)]),
-       function=lambda: MergeCall(operator.add, "fold"), fresh_output=True, min_inputs=2, max_inputs=0),
+       function=lambda: MergeCall(operator.add, "fold"), fresh_output=True, min_inputs=2, max_inputs=0,
+       broadcasts=True),
 ]

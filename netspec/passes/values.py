@@ -29,7 +29,10 @@ class Built:
     errors: list[SpecError] = field(default_factory=list)
 
     def shape_of(self, node: str) -> tuple[int, ...]:
-        """The inferred shape of an already built node, inferring (in build order) what is not known yet."""
+        """The inferred shape of an already built node (or of a part of one, `NODE.k`: every part of a chunk has
+        the node's shape), inferring (in build order) what is not known yet."""
+        if node not in self.nodes and node not in self.failed:
+            node = node.rpartition(".")[0]
         if node in self.failed:
             raise Failed
         if node not in self.shapes:
