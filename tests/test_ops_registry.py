@@ -114,6 +114,47 @@ def test_a_fresh_output_is_a_new_tensor_and_an_in_place_module_overwrites_its_in
         assert module(inputs[0]) is inputs[0]
 
 
+@pytest.mark.parametrize("op", [p for p in ENTRIES if p.values[0].train_only])
+def test_a_train_only_op_is_the_identity_in_eval_and_acts_in_training(op):
+    args, ins = example_args(op), example_inputs(op)
+    assert op.shape(args, ins) == ins[0] and op.count_params(args, ins) == 0 and op.macs(args, ins, ins[0]) == 0
+    module = op.module(args, ins).build()
+    x = torch.randn(64, *ins[0])
+    assert torch.equal(module.eval()(x), x)
+    torch.manual_seed(0)
+    assert not torch.equal(module.train()(x), x), "the example's args must make the op act in training"
+
+
+def stochastic_depth_by_its_definition(x, p: float, mode: str, training: bool):
+    """torchvision.ops.stochastic_depth as its docstring defines it, where torchvision is not installed: the
+    same draws (`bernoulli_` on an `empty` tensor of one entry per example, or one for the batch)."""
+    if not training or p == 0:
+        return x
+    size = [x.shape[0]] + [1] * (x.ndim - 1) if mode == "row" else [1] * x.ndim
+    keep = torch.empty(size, dtype=x.dtype).bernoulli_(1 - p)
+    return x * (keep / (1 - p))
+
+
+def test_stochastic_depth_is_torchvisions_draw_for_draw():
+    # The one op defined by a library that is no runtime dependency: torchvision's function when it is there,
+    # its definition otherwise.  Equal under one seed, in both modes, for p = 0 and in eval.
+    try:
+        from torchvision.ops import stochastic_depth as reference
+    except ImportError:
+        reference = stochastic_depth_by_its_definition
+    op = OPS["stochastic_depth"]
+    x = torch.randn(256, 3, 2, 2)
+    for p, mode, training in [(0.3, "row", True), (0.7, "batch", True), (0.0, "row", True), (0.5, "row", False)]:
+        module = op.module({"p": p, "mode": mode}, [x.shape[1:]]).build().train(training)
+        torch.manual_seed(5)
+        got = module(x)
+        torch.manual_seed(5)
+        assert torch.equal(got, reference(x, p, mode, training)), (p, mode, training)
+    y = module.train()(x).flatten(1)  # row mode, p = 0.5: whole examples kept (and doubled) or dropped
+    kept = (y == 2 * x.flatten(1)).all(1)
+    assert (kept | (y == 0).all(1)).all() and 0.35 < kept.float().mean() < 0.65
+
+
 def test_families_have_a_style_and_legend_and_every_family_has_ops():
     assert list(FAMILIES) == ["conv", "norm", "activation", "pool", "linear", "merge", "reshape", "regularize",
                               "parameter"]
@@ -145,7 +186,10 @@ def entry(**changes) -> Op:
     (dict(doc=""), "doc"),
     (dict(params={"k": Param("int", 1)}), "doc"),
     (dict(module=None, function=lambda: MergeCall(torch.add, "fold"), in_place=True), "in place"),
-], ids=["neither", "both", "parameter-arity", "no-inputs", "max-below-min", "no-doc", "undocumented-param", "in-place-merge"])
+    (dict(train_only=True, fresh_output=True), "train-only"),
+    (dict(train_only=True, in_place=True), "train-only"),
+], ids=["neither", "both", "parameter-arity", "no-inputs", "max-below-min", "no-doc", "undocumented-param", "in-place-merge",
+        "fresh-train-only", "in-place-train-only"])
 def test_an_entry_missing_a_part_is_refused_when_it_is_made(changes, message):
     with pytest.raises(ValueError, match=message):
         entry(**changes)

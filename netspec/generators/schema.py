@@ -144,7 +144,7 @@ def _item_defs(item_props: dict) -> dict:
     return {
         "item": _d({"anyOf": [_d({"type": "string"}, "an op or template with no arguments, e.g. `relu`"),
                               {"$ref": "#/$defs/item_map"}]}, "one step of a network or block"),
-        "item_map": _d(item_map, "an op, template call, seq, concat or add, with optional name/from/when/repeat"),
+        "item_map": _d(item_map, "an op, template call, seq or merge (concat, add, mul…), with optional name/from/when/repeat"),
         "seq": _d({"type": "array", "items": {"$ref": "#/$defs/item"}}, "items applied one after another"),
         "branches": _d({"type": "array", "minItems": 1, "items": {"anyOf": [
             {"$ref": "#/$defs/seq"}, {"$ref": "#/$defs/item"}]}},

@@ -108,6 +108,11 @@ class Op:
     # Whether the op is elementwise over inputs broadcast as PyTorch broadcasts (aligned on the right), so that an
     # input without the batch dimension (a `parameter`) is well defined; every other op refuses such an input.
     broadcasts: bool = False
+    # Whether the op acts only in training: in eval its module returns its input unchanged (dropout,
+    # stochastic_depth).  Such an op has no weights, keeps its input's shape and counts no MACs, and its output
+    # is never fresh (in eval it *is* the input).  The registry test checks all of that on the example; docs
+    # and diagrams mark it.
+    train_only: bool = False
 
     def __post_init__(self):
         if sum(b is not None for b in (self.module, self.function, self.parameter)) != 1:
@@ -119,6 +124,9 @@ class Op:
             raise ValueError(f"op {self.name!r}: a parameter reads no input; leave min_inputs and max_inputs alone")
         if self.in_place and self.module is None:
             raise ValueError(f"op {self.name!r}: only an op with a module can be built in place")
+        if self.train_only and (self.module is None or self.in_place or self.fresh_output is not False):
+            raise ValueError(f"op {self.name!r}: a train-only op has a module, is not built in place and its output "
+                             "is not fresh (in eval it is the input)")
         if not self.doc or any(not p.doc for p in self.params.values()):
             raise ValueError(f"op {self.name!r}: the op and each of its params need a doc")
 

@@ -61,7 +61,7 @@ def _layernorm_normalized(args: Args, x: Shape) -> tuple[int, ...]:
 def _layernorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
     kwargs = (("eps", args["eps"]), ("elementwise_affine", args["affine"]))
     if args["over"] == "channels":
-        from netspec.ops.tensor_modules import ChannelLayerNorm  # imports torch: only when a module is wanted
+        from netspec.ops.modules import ChannelLayerNorm  # imports torch: only when a module is wanted
         return ModuleSpec(ChannelLayerNorm, (ins[0][0],), kwargs)
     normalized = _layernorm_normalized(args, ins[0])
     return ModuleSpec(nn.LayerNorm, (normalized if args["over"] == "all" else normalized[0],), kwargs)

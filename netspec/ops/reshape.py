@@ -32,7 +32,7 @@ def _permute_shape(args: Args, ins: list[Shape]) -> Shape:
 
 
 def _permute_module(args: Args, ins: list[Shape]) -> ModuleSpec:
-    from netspec.ops.tensor_modules import Permute  # imports torch: only when a module is wanted
+    from netspec.ops.modules import Permute  # imports torch: only when a module is wanted
     return ModuleSpec(Permute, ((0,) + tuple(d + 1 for d in args["dims"]),))
 
 
@@ -53,7 +53,7 @@ def _reshape_shape(args: Args, ins: list[Shape]) -> Shape:
 
 
 def _reshape_module(args: Args, ins: list[Shape]) -> ModuleSpec:
-    from netspec.ops.tensor_modules import Reshape
+    from netspec.ops.modules import Reshape
     return ModuleSpec(Reshape, (tuple(args["shape"]),))
 
 
@@ -82,7 +82,7 @@ def _chunk_shape(args: Args, ins: list[Shape]) -> Shape:
 
 
 def _chunk_module(args: Args, ins: list[Shape]) -> ModuleSpec:
-    from netspec.ops.tensor_modules import Chunk
+    from netspec.ops.modules import Chunk
     return ModuleSpec(Chunk, (args["parts"], args["dim"] + 1))
 
 
