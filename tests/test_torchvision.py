@@ -34,14 +34,26 @@ REFERENCE = {
     "resnet34": (21_797_672, "3.664G"),
     "resnet50": (25_557_032, "4.089G"),
     "densenet121": (7_978_856, "2.834G"),
+    "shufflenet_v2_x1_0": (2_278_604, "0.145G"),  # published as 0.14 GFLOPS (two digits)
+    "convnext_tiny": (28_589_128, "4.456G"),
+    "regnet_y_400mf": (4_344_144, "0.402G"),
 }
 
-# torchvision model → (netspec spec, overrides).  The VGG variants are the vgg11 spec with `depth`/`batch_norm`.
+# torchvision model → (netspec spec, overrides).  The VGG variants are the vgg11 spec with `depth`/`batch_norm`;
+# other ShuffleNetV2 widths, ConvNeXt sizes and RegNets are params of their family's spec.
 VARIANTS = {name: (name, {}) for name in REFERENCE} | {
-    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")}
+    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")} | {
+    "shufflenet_v2_x0_5": ("shufflenet_v2_x1_0", {"widths": [24, 48, 96, 192, 1024]}),
+    "convnext_small": ("convnext_tiny", {"depths": [3, 3, 27, 3], "stochastic_depth_prob": 0.4}),
+    "regnet_y_800mf": ("regnet_y_400mf", {"depths": [1, 3, 8, 2], "widths": [64, 144, 320, 784], "group_width": 16}),
+    "regnet_x_400mf": ("regnet_y_400mf", {"depths": [1, 2, 7, 12], "widths": [32, 64, 160, 400], "group_width": 16,
+                                          "se_ratio": 0.0}),
+}
 
 # (number of entries, sha256 of "key [shape]" lines in order)[:16] of torchvision 0.29.1's state_dict
-# (googlenet with aux_logits=False); computed with torchvision's models on the meta device.
+# (googlenet with aux_logits=False); computed with torchvision's models on the meta device (RegNets on the CPU:
+# their widths are computed with torch ops, which meta tensors cannot give).  ShuffleNetV2, ConvNeXt and RegNet
+# were taken from torchvision 0.28, whose keys for them are 0.29's.
 FINGERPRINTS = {
     "alexnet": (16, "23c3b8d4a3e86dc8"),
     "vgg11": (22, "ddb4b3f56e9755a6"),
@@ -57,6 +69,13 @@ FINGERPRINTS = {
     "vgg13_bn": (76, "057b00c1243905f9"),
     "vgg16_bn": (97, "ae5d7d87f5e61a76"),
     "vgg19_bn": (118, "555ec1b35ce917df"),
+    "shufflenet_v2_x1_0": (338, "cb82a4e6fc1db15e"),
+    "shufflenet_v2_x0_5": (338, "54a515f5b9e5104f"),
+    "convnext_tiny": (182, "923f285139243a72"),
+    "convnext_small": (344, "5f3bc2c6bb725d84"),
+    "regnet_y_400mf": (384, "872a203a03e8d754"),
+    "regnet_y_800mf": (340, "dd56722b309decbd"),
+    "regnet_x_400mf": (428, "94627f7ea87b1457"),
 }
 
 
@@ -142,9 +161,13 @@ def torchvision_model(models, name: str) -> nn.Module:
 
 def randomize_batchnorm(model: nn.Module, seed: int = 1) -> None:
     """Fresh BN layers are the identity in eval mode (mean 0, var 1, γ 1, β 0), which would hide a wrong eps or a
-    swapped γ/β; random statistics make every BN tensor count."""
+    swapped γ/β; random statistics make every BN tensor count.  Likewise ConvNeXt's layer_scale starts at 1e-6,
+    which would make every block's branch invisible next to its shortcut."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_scale"):
+                parameter.uniform_(0.5, 1.5, generator=gen)
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.normal_(0, 0.1, generator=gen)
@@ -153,7 +176,9 @@ def randomize_batchnorm(model: nn.Module, seed: int = 1) -> None:
                 module.bias.normal_(0, 0.1, generator=gen)
 
 
-def max_abs_diff(name: str, models) -> float:
+def max_abs_diff(name: str, models, training: bool = False) -> float:
+    """Eval, or training: batch statistics and, under one seed, the same stochastic-depth draws (two examples,
+    so that a batch statistic is one)."""
     torch.manual_seed(0)
     reference = torchvision_model(models, name).eval()
     randomize_batchnorm(reference)
@@ -161,10 +186,15 @@ def max_abs_diff(name: str, models) -> float:
     model = netspec.load(spec_path(name), **overrides).eval()
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
     netspec.load_weights(model, reference.state_dict())
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    batch = 2 if training else 1
+    x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    reference.train(training), model.train(training)
     with torch.no_grad():
-        want, got = reference(x), model(x)
-    assert got.shape == want.shape == (1, 1000)
+        torch.manual_seed(3)
+        want = reference(x)
+        torch.manual_seed(3)
+        got = model(x)
+    assert got.shape == want.shape == (batch, 1000)
     assert want.std() > 1e-3, "a degenerate output would make the comparison meaningless"
     return (got - want).abs().max().item()
 
@@ -180,14 +210,27 @@ def test_torchvision_weights_load_strictly_and_the_outputs_are_equal(name, tv_mo
 @pytest.mark.torchvision
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n not in REFERENCE])
-def test_the_vgg_depth_and_batch_norm_variants_equal_torchvisions_too(name, tv_models):
+def test_the_variants_reached_by_params_equal_torchvisions_too(name, tv_models):
     assert max_abs_diff(name, tv_models) <= 1e-5
+
+
+# The specs whose torchvision network is deterministic in training given one seed (BatchNorm uses the batch's
+# statistics; ConvNeXt's stochastic depth draws the same masks): no dropout, whose masks depend on the order of
+# draws over a whole layer.
+DETERMINISTIC_IN_TRAINING = ["resnet18", "shufflenet_v2_x1_0", "convnext_tiny", "regnet_y_400mf"]
+
+
+@pytest.mark.torchvision
+@pytest.mark.parametrize("name", DETERMINISTIC_IN_TRAINING)
+def test_the_outputs_are_equal_in_training_too(name, tv_models):
+    assert max_abs_diff(name, tv_models, training=True) <= 1e-5
 
 
 @pytest.mark.torchvision
 def test_torchvisions_own_parameter_counts_are_the_reference_table(tv_models):
     for name, (params, _) in REFERENCE.items():
-        with torch.device("meta"):
+        # RegNet computes its widths with torch ops, which meta tensors cannot give.
+        with torch.device("cpu" if name.startswith("regnet") else "meta"):
             model = torchvision_model(tv_models, name)
         assert sum(p.numel() for p in model.parameters()) == params, name
 
