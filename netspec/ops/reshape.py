@@ -39,6 +39,9 @@ def _permute_module(args: Args, ins: list[Shape]) -> ModuleSpec:
 def _reshape_shape(args: Args, ins: list[Shape]) -> Shape:
     (x,) = ins
     shape, size = list(args["shape"]), math.prod(x)
+    if 0 in shape:
+        raise ShapeError(f"reshape {shape}: a size of 0 would empty the tensor", expected="sizes ≥ 1, or one -1",
+                         found=str(shape))
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape {shape}: at most one size may be -1 (inferred)", expected="at most one -1",
                          found=str(shape))

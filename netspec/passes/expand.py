@@ -60,8 +60,9 @@ class _Walker:
             raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
             raise SpecErrors(_first_of_each(built.errors))
-        try:
-            inputs, parts = self.node_inputs(None, [out], spec.body_mark, ctx)
+        try:  # located at the item that makes the output (its last, unless a `when:` skipped it)
+            producer = built.nodes.get(out) or built.nodes.get(out.rpartition(".")[0])
+            inputs, parts = self.node_inputs(None, [out], producer.mark if producer else spec.body_mark, ctx)
         except Failed as failed:
             raise SpecErrors(list(failed.errors)) from None
         built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, inputs, spec.body_mark, parts)
