@@ -88,6 +88,13 @@ def test_the_emitted_source_builds_the_same_module(op):
     assert {k: v.shape for k, v in emitted.state_dict().items()} == {k: v.shape for k, v in built.state_dict().items()}
 
 
+@pytest.mark.parametrize("op", [p for p in ENTRIES if p.values[0].parameter is not None])
+def test_the_emitted_source_of_a_learnable_tensor_builds_the_same_tensor(op):
+    spec = op.parameter(example_args(op))
+    emitted, built = eval(spec.source(), {"torch": torch, "nn": nn}), spec.build()
+    assert isinstance(emitted, nn.Parameter) and torch.equal(emitted, built) and emitted.requires_grad
+
+
 @pytest.mark.parametrize("op", [p for p in ENTRIES if p.values[0].function is not None])
 def test_a_merge_function_emits_fx_nodes_that_compute_what_it_computes_eagerly(op):
     graph = torch.fx.Graph()
