@@ -34,14 +34,26 @@ REFERENCE = {
     "resnet34": (21_797_672, "3.664G"),
     "resnet50": (25_557_032, "4.089G"),
     "densenet121": (7_978_856, "2.834G"),
+    "mobilenet_v3_large": (5_483_032, "0.217G"),
+    "mobilenet_v3_small": (2_542_856, "0.057G"),
+    "efficientnet_b0": (5_288_548, "0.386G"),
 }
+
+# EfficientNet-B1…B7 are imagenet/efficientnet_b0 with `variant`; torchvision publishes their figures at the crop
+# size of its weights' transforms: params, GMACs as printed, size.
+EFFICIENTNET = {f"efficientnet_b{v}": figures for v, figures in enumerate([
+    (7_794_184, "0.687G", 240), (9_109_994, "1.088G", 288), (12_233_232, "1.827G", 300),
+    (19_341_616, "4.394G", 380), (30_389_784, "10.266G", 456), (43_040_704, "19.068G", 528),
+    (66_347_960, "37.746G", 600)], start=1)}
 
 # torchvision model → (netspec spec, overrides).  The VGG variants are the vgg11 spec with `depth`/`batch_norm`.
 VARIANTS = {name: (name, {}) for name in REFERENCE} | {
-    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")}
+    f"vgg{d}{bn}": ("vgg11", {"depth": d, "batch_norm": bool(bn)}) for d in (13, 16, 19) for bn in ("", "_bn")} | {
+    name: ("efficientnet_b0", {"variant": int(name[-1])}) for name in EFFICIENTNET}
 
 # (number of entries, sha256 of "key [shape]" lines in order)[:16] of torchvision 0.29.1's state_dict
-# (googlenet with aux_logits=False); computed with torchvision's models on the meta device.
+# (googlenet with aux_logits=False; the MobileNetV3 and EfficientNet ones from torchvision 0.28.0, whose
+# definitions of these are 0.29.1's); computed with torchvision's models on the meta device.
 FINGERPRINTS = {
     "alexnet": (16, "23c3b8d4a3e86dc8"),
     "vgg11": (22, "ddb4b3f56e9755a6"),
@@ -57,7 +69,20 @@ FINGERPRINTS = {
     "vgg13_bn": (76, "057b00c1243905f9"),
     "vgg16_bn": (97, "ae5d7d87f5e61a76"),
     "vgg19_bn": (118, "555ec1b35ce917df"),
+    "mobilenet_v3_large": (312, "a56c886e8c43a05b"),
+    "mobilenet_v3_small": (244, "cb48f2feab283d8f"),
+    "efficientnet_b0": (360, "9da4cc5e2bca0790"),
+    "efficientnet_b1": (508, "d037a7897a24735c"),
+    "efficientnet_b2": (508, "d6c07a751ed53f4d"),
+    "efficientnet_b3": (574, "b509cc28dcc3814b"),
+    "efficientnet_b4": (706, "47f2ea1a75c4db8d"),
+    "efficientnet_b5": (854, "37159318b4be4700"),
+    "efficientnet_b6": (986, "6152c4405b9050e0"),
+    "efficientnet_b7": (1200, "0342411b57f84381"),
 }
+
+# Nets with dropout or stochastic depth whose training forward is compared under one seed.
+TRAIN_PARITY = ["mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0"]
 
 
 def fingerprint(state_dict) -> tuple[int, str]:
@@ -101,6 +126,39 @@ def test_inferred_macs_equal_half_the_flops_pytorchs_flop_counter_counts(name):
     with counter, torch.no_grad():
         model(torch.empty(1, 3, 224, 224, device="meta"))
     assert counter.get_total_flops() == 2 * netspec.shaped_network(IMAGENET / f"{name}.yaml").macs
+
+
+@pytest.mark.parametrize("name", EFFICIENTNET)
+def test_each_efficientnet_variant_has_torchvisions_published_params_and_macs_at_its_size(name):
+    params, macs, size = EFFICIENTNET[name]
+    shaped = netspec.shaped_network(IMAGENET / "efficientnet_b0.yaml", {**VARIANTS[name][1], "size": size})
+    assert (shaped.param_count, f"{shaped.macs / 1e9:.3f}G") == (params, macs)
+    model = meta_model(IMAGENET / "efficientnet_b0.yaml", **VARIANTS[name][1], size=size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.empty(1, 3, size, size, device="meta"))
+    assert counter.get_total_flops() == 2 * shaped.macs
+
+
+@pytest.mark.parametrize("variant, blocks", [(0, 16), (3, 26), (7, 55)])
+def test_efficientnet_stochastic_depth_rises_with_the_blocks_index_as_torchvision_schedules_it(variant, blocks):
+    # torchvision: block k (0-based, over all stages) of n gets stochastic_depth_prob · k / n; only blocks with a
+    # residual connection use it, and only those have the module here (it owns no weights).
+    from netspec.ops.modules import StochasticDepth
+    model = meta_model(IMAGENET / "efficientnet_b0.yaml", variant=variant)
+    stages = [model.features[s] for s in range(1, 8)]
+    assert sum(len(stage) for stage in stages) == blocks
+    found = [(k, block.stochastic_depth) for k, block in enumerate(b for stage in stages for b in stage)
+             if hasattr(block, "stochastic_depth")]
+    assert len(found) == blocks - 7 and all(isinstance(m, StochasticDepth) and m.mode == "row" for _, m in found)
+    assert [m.p for _, m in found] == [0.2 * k / blocks for k, _ in found]
+
+
+def test_squeeze_excitation_is_a_side_branch_meeting_a_mul():
+    shaped = netspec.shaped_network(IMAGENET / "mobilenet_v3_large.yaml")
+    node = shaped.network.nodes["features.4.block.2.scale"]
+    assert node.op == "mul" and node.inputs == ("features.4.block.2.scale_activation", "features.4.block.1.2")
+    assert shaped.facts[node.inputs[0]].shape == (72, 1, 1) and shaped.facts[node.inputs[1]].shape == (72, 28, 28)
 
 
 def test_netspec_list_shows_vgg11_and_vgg11_bn_with_the_depth_and_batch_norm_params(capsys):
@@ -185,8 +243,38 @@ def test_the_vgg_depth_and_batch_norm_variants_equal_torchvisions_too(name, tv_m
 
 
 @pytest.mark.torchvision
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EFFICIENTNET)
+def test_the_efficientnet_variants_equal_torchvisions_too(name, tv_models):
+    assert max_abs_diff(name, tv_models) <= 1e-5
+
+
+@pytest.mark.torchvision
+@pytest.mark.parametrize("name", TRAIN_PARITY)
+def test_in_training_the_outputs_and_batchnorm_statistics_are_equal_under_one_seed(name, tv_models):
+    # Dropout and stochastic depth draw from the global generator: the same draws in the same order give the
+    # same masks, so the outputs are equal, and a second seed shows the draws matter.
+    reference = torchvision_model(tv_models, name).train()
+    model = netspec.load(spec_path(name), **VARIANTS[name][1]).train()
+    netspec.load_weights(model, reference.state_dict())
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    want = reference(x)
+    torch.manual_seed(0)
+    got = model(x)
+    assert torch.equal(got, want)
+    updated = model.state_dict()
+    assert all(torch.equal(updated[key], value) for key, value in reference.state_dict().items())
+    torch.manual_seed(1)
+    assert not torch.equal(model(x), got), "the draws must matter, or this compared nothing random"
+    schedule = [m.p for n, m in reference.named_modules() if type(m).__name__ == "StochasticDepth"
+                and reference.get_submodule(n.rsplit(".", 1)[0]).use_res_connect]
+    assert [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"] == schedule
+
+
+@pytest.mark.torchvision
 def test_torchvisions_own_parameter_counts_are_the_reference_table(tv_models):
-    for name, (params, _) in REFERENCE.items():
+    for name, (params, *_) in (REFERENCE | EFFICIENTNET).items():
         with torch.device("meta"):
             model = torchvision_model(tv_models, name)
         assert sum(p.numel() for p in model.parameters()) == params, name
