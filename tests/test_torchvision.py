@@ -238,14 +238,7 @@ def test_torchvision_weights_load_strictly_and_the_outputs_are_equal(name, tv_mo
 @pytest.mark.torchvision
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n not in REFERENCE])
-def test_the_vgg_depth_and_batch_norm_variants_equal_torchvisions_too(name, tv_models):
-    assert max_abs_diff(name, tv_models) <= 1e-5
-
-
-@pytest.mark.torchvision
-@pytest.mark.slow
-@pytest.mark.parametrize("name", EFFICIENTNET)
-def test_the_efficientnet_variants_equal_torchvisions_too(name, tv_models):
+def test_the_variants_by_param_equal_torchvisions_too(name, tv_models):
     assert max_abs_diff(name, tv_models) <= 1e-5
 
 
