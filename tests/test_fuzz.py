@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors, render
+from netspec.frontend.grammar import MERGES
 from netspec.ops import OPS
 from netspec.pipeline import shaped_network
 
@@ -176,8 +177,14 @@ def _load(path: Path):
 
 ORIGINALS = {name: _load(SPECS / f"{name}.yaml") for name in ZOO}
 LIBRARY_DATA = {name: _load(SPECS / "blocks" / name) for name in LIBRARIES}
-HOSTS = {lib: next((n for n in ZOO if f"blocks/{lib}" in (SPECS / f"{n}.yaml").read_text()), None)
-         for lib in LIBRARIES}   # a zoo spec that imports the library, to exercise a mutated copy of it
+# A spec that imports the library, to exercise a mutated copy of it: a zoo spec, else one of specs/imagenet/ (whose
+# `../blocks/` imports are read from the fuzz folder's `blocks/`).
+HOSTS = {lib: next((n for n in ZOO + sorted(f"imagenet/{p.stem}" for p in (SPECS / "imagenet").glob("*.yaml"))
+                    if f"blocks/{lib}" in (SPECS / f"{n}.yaml").read_text()), None) for lib in LIBRARIES}
+
+
+def host_text(name: str) -> str:
+    return (SPECS / f"{name}.yaml").read_text(encoding="utf-8").replace("../blocks/", "blocks/")
 
 
 @st.composite
@@ -187,8 +194,7 @@ def data_mutations(draw) -> tuple[str, tuple[str, str] | None]:
     libraries = [lib for lib, host in HOSTS.items() if host]
     if draw(st.integers(0, 3)) == 0 and libraries:
         lib = draw(st.sampled_from(libraries))
-        host = (SPECS / f"{HOSTS[lib]}.yaml").read_text(encoding="utf-8")
-        return host, (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
+        return host_text(HOSTS[lib]), (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
     return _dump(draw(mutated_data(ORIGINALS[draw(st.sampled_from(ZOO))]))), None
 
 
@@ -256,8 +262,8 @@ def spec_like():
     """Random structures with a spec's outline: random ops (with random arguments) and composites."""
     item = st.recursive(op_items(), lambda inner: st.one_of(
         st.builds(lambda items: {"seq": items}, st.lists(inner, max_size=3)),
-        st.builds(lambda items: {"concat": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
-        st.builds(lambda items: {"add": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
+        st.builds(lambda merge, items: {merge: items}, st.sampled_from(MERGES),   # concat, add, mul, …
+                  st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
         st.builds(lambda n, items: {"repeat": n, "as": "i", "seq": items}, st.one_of(st.integers(-1, 4),
                                                                                   expressions()),
                   st.lists(inner, max_size=2)),

@@ -176,6 +176,13 @@ def test_an_unknown_vgg_depth_is_a_located_error_that_names_the_choices():
     assert error.mark.file.endswith("vgg11.yaml") and "11, 13, 16 or 19" in str(caught.value)
 
 
+def test_an_unknown_efficientnet_variant_is_a_located_error_that_names_the_range():
+    with pytest.raises(SpecErrors) as caught:
+        netspec.shaped_network(IMAGENET / "efficientnet_b0.yaml", {"variant": 8})
+    error = caught.value.errors[0]
+    assert error.mark.file.endswith("efficientnet_b0.yaml") and "variant must be 0…7" in str(caught.value)
+
+
 def test_resnet_shortcuts_are_downsampled_exactly_where_torchvision_does():
     keys = {k.rsplit(".", 2)[0] for k in meta_model(IMAGENET / "resnet50.yaml").state_dict() if ".downsample." in k}
     assert keys == {f"layer{i}.0.downsample" for i in (1, 2, 3, 4)}       # layer1 too: 64 → 256 channels
