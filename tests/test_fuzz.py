@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors, render
+from netspec.frontend.grammar import MERGES
 from netspec.ops import OPS
 from netspec.pipeline import shaped_network
 
@@ -185,8 +186,9 @@ def _text(name: str) -> str:
 
 ORIGINALS = {name: yaml.safe_load(_text(name)) for name in ZOO}
 LIBRARY_DATA = {name: _load(SPECS / "blocks" / name) for name in LIBRARIES}
-HOSTS = {lib: next((n for n in ZOO if f"blocks/{lib}" in _text(n)), None)
-         for lib in LIBRARIES}   # a zoo spec that imports the library, to exercise a mutated copy of it
+# A spec that imports the library, to exercise a mutated copy of it: a zoo spec, else one of specs/imagenet/.
+HOSTS = {lib: next((n for n in ZOO + sorted(f"imagenet/{p.stem}" for p in (SPECS / "imagenet").glob("*.yaml"))
+                    if f"blocks/{lib}" in _text(n)), None) for lib in LIBRARIES}
 
 
 @st.composite
@@ -196,8 +198,7 @@ def data_mutations(draw) -> tuple[str, tuple[str, str] | None]:
     libraries = [lib for lib, host in HOSTS.items() if host]
     if draw(st.integers(0, 3)) == 0 and libraries:
         lib = draw(st.sampled_from(libraries))
-        host = _text(HOSTS[lib])
-        return host, (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
+        return _text(HOSTS[lib]), (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
     return _dump(draw(mutated_data(ORIGINALS[draw(st.sampled_from(ZOO))]))), None
 
 
@@ -276,8 +277,8 @@ def spec_like():
     """Random structures with a spec's outline: random ops (with random arguments) and composites."""
     item = st.recursive(op_items(), lambda inner: st.one_of(
         st.builds(lambda items: {"seq": items}, st.lists(inner, max_size=3)),
-        st.builds(lambda items: {"concat": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
-        st.builds(lambda items: {"add": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
+        st.builds(lambda merge, items: {merge: items}, st.sampled_from(MERGES),   # concat, add, mul, …
+                  st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
         st.builds(lambda n, items: {"repeat": n, "as": "i", "seq": items}, st.one_of(st.integers(-1, 4),
                                                                                   expressions()),
                   st.lists(inner, max_size=2)),

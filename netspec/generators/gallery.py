@@ -27,8 +27,9 @@ from netspec.pipeline import shaped_network
 
 MAX_RANKS = 55      # the longest input → output chain of boxes
 MAX_ITEMS = 100
-# Also drawn at full depth (NAME-full.svg), to show what the one-page picture collapses: Inception's four paths.
-FULL_DEPTH_EXTRAS = ("googlenet.yaml",)
+# Also drawn at full depth (NAME-full.svg), to show what the one-page picture collapses: Inception's four paths,
+# and MobileNetV3's squeeze-excitation, a side branch meeting the block's tensor at a `mul`.
+FULL_DEPTH_EXTRAS = ("googlenet.yaml", "imagenet/mobilenet_v3_small.yaml")
 
 
 @dataclass(frozen=True)

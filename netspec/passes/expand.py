@@ -109,7 +109,16 @@ class _Walker:
             raise
         except Failed as failed:
             self.built.errors += failed.errors
+            self.register_failed(item, ctx)
             return ERROR
+
+    def register_failed(self, item: Item, ctx: Ctx) -> None:
+        """A failed item's literal name stands for ERROR further down its seq, so a `from:` that names it is
+        poisoned like any item it feeds, rather than told that the name is unknown (a cascade)."""
+        name = item.mods.name
+        if name is not None and isinstance(name.raw, (str, int)) and not isinstance(name.raw, bool) \
+                and not is_expression(name.raw) and ITEM_NAME.match(str(name.raw)):
+            self.names.register(str(name.raw), ERROR)
 
     def _item(self, item: Item, ctx: Ctx, inp: str, number: int, path: tuple[str, ...] | None = None) -> str:
         """`path` given: the item is a template's body and takes the call's path instead of a name of its own."""
