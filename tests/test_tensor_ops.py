@@ -186,7 +186,7 @@ def test_the_parts_of_a_chunk_are_read_by_name_in_every_backend(tmp_path):
     assert shaped.nodes["both"].inputs == ("halves", "right.1") and shaped.nodes["both"].parts == (0, None)
     assert shaped.nodes["both"].refs() == ("halves.0", "right.1")
     assert shaped.facts["halves"].shape == (2, 6, 6) and shaped.facts["quarters"].shape == (4, 3, 6)
-    assert "halves" in render_table(summarize(shaped)) and not lint(shaped.network)
+    assert "halves" in render_table(summarize(shaped)) and not [f for f in lint(shaped.network) if f.severity != "info"]
 
 
 def test_a_block_can_read_a_part_of_a_chunk_made_outside_it_and_return_one(tmp_path):
@@ -249,7 +249,7 @@ def test_a_learnable_tensor_has_its_own_key_its_initial_value_and_counts(tmp_pat
         assert torch.equal(model(x), model.blk.conv(x) * 0.25 + model.shift)
     model(x).sum().backward()
     assert model.blk.scale.grad is not None and model.shift.grad.shape == (4, 6, 6)
-    assert not lint(shaped.network), "a learnable tensor read by a merge is used"
+    assert not [f for f in lint(shaped.network) if f.severity != "info"], "a learnable tensor read by a merge is used"
 
 
 def test_convnext_scales_its_block_by_layer_scale_as_torchvision_does():
