@@ -34,6 +34,7 @@ class Node:
     args: Mapping[str, object]
     inputs: tuple[str, ...]
     mark: Mark
+    lint_ignore: frozenset[str] = frozenset()  # lint rules silenced here (`lint:` on the item or one around it)
 
     @property
     def is_op(self) -> bool:
@@ -81,12 +82,23 @@ class Network:
     def scopes_of(self, name: str) -> list[Scope]:
         return scopes_of(self.scopes, name)
 
+    def block_of(self, name: str, depth: int = 0) -> str:
+        """The block node `name` counts in when blocks nested deeper than `depth` are one item each (0: the
+        top-level items): the path of the scope around it at level `depth`, or the node itself when fewer scopes
+        hold it (a top-level op is its own item).  `diff` groups nodes by it."""
+        scopes = self.scopes_of(name)
+        return scopes[depth].path if len(scopes) > depth else name
+
+
+def prefixes(name: str) -> list[str]:
+    """The dotted paths around a node or scope, outermost first: `b3.0.1.2` → ["b3", "b3.0", "b3.0.1"]."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
 
 def scopes_of(scopes: Mapping[str, Scope], name: str) -> list[Scope]:
     """The scopes node `name` sits in, outermost first (not a scope at the node's own path)."""
-    parts = name.split(".")
-    prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
-    return [scopes[p] for p in prefixes if p in scopes]
+    return [scopes[p] for p in prefixes(name) if p in scopes]
 
 
 def call_notes(scopes: Mapping[str, Scope], name: str) -> tuple[Note, ...]:

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from netspec.frontend import imports, validate
 from netspec.frontend.syntax import Spec
-from netspec.frontend.yaml_source import Document
+from netspec.frontend.yaml_source import Document, parse_text
 from netspec.ir import ShapedNetwork
 from netspec.passes import expand, shapes
 
@@ -22,6 +22,27 @@ from netspec.passes import expand, shapes
 def read(ref: str | Path) -> list[Document]:
     """A spec file or built-in name → its document and those of its imports, in order (raises SpecErrors)."""
     return imports.load_all(imports.resolve_spec(str(ref)))
+
+
+def read_text(text: str, name: str = "<string>") -> list[Document]:
+    """A spec given as YAML text → its document and those of its imports.  Errors are located `<string>:line:col`;
+    imports are read as for a spec file in the current folder (that folder and the built-in library)."""
+    root = Document(Path.cwd() / name, name, parse_text(text, name), len(text.encode("utf-8", "replace")))
+    return imports.load_imports(root)
+
+
+def read_data(data: Mapping, name: str = "<dict>") -> list[Document]:
+    """A spec given as data (plain dicts, lists or tuples, strings, numbers, booleans, None) → as `read_text` of its YAML
+    form, `yaml.safe_dump(data, sort_keys=False)`: the line:col of an error count in that text, and its JSON
+    pointer (`at: /body/3/conv/out`) names the value in `data`."""
+    import yaml
+
+    try:
+        text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as err:
+        raise TypeError(f"a spec given as a dict holds plain data only (dicts, lists, str, int, float, bool, "
+                        f"None): {err}") from None
+    return read_text(text, name)
 
 
 def load_spec(ref: str | Path, overrides: Mapping[str, object] | None = None) -> Spec:

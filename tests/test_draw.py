@@ -300,7 +300,9 @@ def test_every_spec_renders_at_full_depth(spec, fold, tmp_path, capsys):
     out = tmp_path / "net.svg"
     code, _, err = run_cli("draw", str(spec), *([] if fold else ["--no-fold"]), "-o", str(out), capsys=capsys)
     assert code == 0, err
-    assert out.read_bytes().count(b'class="node"') == len(build_view(shaped(spec), fold=fold).items)
+    view = build_view(shaped(spec), fold=fold)
+    points = set(draw_dot.fan_outs(view).values())  # one point node per fan-out (see below)
+    assert out.read_bytes().count(b'class="node"') == len(view.items) + len(points)
 
 
 def test_an_unwritable_output_exits_1_with_the_reason(tmp_path, capsys):
@@ -372,8 +374,93 @@ def test_text_from_a_spec_is_escaped_in_labels(tmp_path, capsys):
     assert "note=&lt;b&gt;&amp;&quot;q\\N&lt;/font&gt;" in (tmp_path / "q.svg").read_text()
 
 
-def test_the_cli_offers_the_formats_and_directions_the_library_supports():
+def test_the_cli_offers_the_formats_directions_and_themes_the_library_supports():
     assert draw_cli.FORMATS == draw_dot.FORMATS and draw_cli.RANKDIRS == draw_dot.RANKDIRS
+    assert draw_cli.THEMES == draw_dot.THEMES
+
+
+# ── fan-outs, the U of encoder–decoders, PNG resolution, the dark theme ─────────────────────────────────────────
+
+def labelled_edges(source: str) -> list[tuple[str, str]]:
+    """(tail, label) of every labelled edge of a DOT source."""
+    return re.findall(r'^\s*("[^"]+"|\w+) -> .*\[.*?label="?([^" \]]+)', source, re.M)
+
+
+@every_spec
+def test_a_tensor_read_by_several_boxes_is_labelled_once(spec):
+    graph = shaped(spec)
+    for depth in depths(graph):
+        view = build_view(graph, depth)
+        source = draw_dot.to_digraph(view).source
+        labels = labelled_edges(source)
+        assert len(labels) == len(set(labels)), depth
+        # … and every edge of the view is still drawn: one edge per reader, through the fan-out's point
+        fans = draw_dot.fan_outs(view)
+        assert len(re.findall(r" -> ", source)) == len(view.edges) + len(set(fans.values()))
+
+
+def test_inception_inputs_four_branches_with_one_label():
+    source = netspec.draw(GOLDEN / "inception_block.yaml").source
+    assert len(re.findall(r'^\s*input -> .*label=', source, re.M)) == 1
+    assert len(re.findall(r'^\s*"input/fan/192×12×12" -> "block\.\d\.0"$', source, re.M)) == 4
+
+
+def unet_view(depth):
+    return build_view(shaped(ROOT / "specs" / "examples" / "unet.yaml"), depth)
+
+
+@pytest.mark.parametrize("depth", [0, None], ids=["depth0", "full"])
+def test_an_encoder_decoder_has_one_skip_edge_per_stage_and_rises_after_its_bottom(depth):
+    view = unet_view(depth)
+    skips = [e for e in view.edges if e.role == "skip"]
+    assert len(skips) == 3  # the spec's depth
+    assert all(e.dst.startswith("skip") for e in skips)
+    up = {e.dst for e in view.edges if e.role == "up"}
+    assert "output" in up and not any(i.startswith(("enc", "down", "input")) for i in up)
+
+
+def test_a_network_without_a_way_back_up_has_only_downward_edges():
+    for spec in SPECS:
+        if "unet" not in spec.name:
+            assert {e.role for e in build_view(shaped(spec)).edges} == {"down"}, spec
+
+
+@needs_dot
+def test_the_unet_is_laid_out_as_a_u(tmp_path):
+    """Way down on the left, way up on the right, each skip edge level, the output above the bottom."""
+    import json
+
+    view = unet_view(0)
+    layout = json.loads(draw_dot.render(draw_dot.to_digraph(view).source, "json"))
+    where = {obj["name"]: tuple(map(float, obj["pos"].split(","))) for obj in layout["objects"] if "pos" in obj}
+    down = [i.id for i in view.items if i.id.startswith(("enc", "down", "block/enc", "block/down", "input"))]
+    rising = [i.id for i in view.items if i.id.startswith(("up", "dec", "block/dec", "output"))]
+    assert max(where[n][0] for n in down) < min(where[n][0] for n in rising)
+    fans = draw_dot.fan_outs(view)
+    for edge in (e for e in view.edges if e.role == "skip"):
+        assert where[fans[edge].id][1] == where[edge.dst][1]  # Graphviz's y grows upwards
+    assert where["output"][1] > where["block/bottom"][1]
+
+
+@needs_dot
+def test_png_is_drawn_at_a_readable_resolution(tmp_path, capsys):
+    for fmt in ("svg", "png"):
+        assert run_cli("draw", "lenet", "-o", str(tmp_path / f"n.{fmt}"), capsys=capsys)[0] == 0
+    width_pt = float(re.search(r'<svg width="([\d.]+)pt"', (tmp_path / "n.svg").read_text()).group(1))
+    png = (tmp_path / "n.png").read_bytes()
+    width_px = int.from_bytes(png[16:20], "big")  # the IHDR chunk
+    assert abs(width_px - width_pt * draw_dot.PNG_DPI / 72) < 4 and draw_dot.PNG_DPI >= 144
+
+
+def test_the_dark_theme_colours_the_background_and_the_text_around_the_boxes(capsys):
+    code, out, _ = run_cli("draw", str(FOLD_NET), "--theme", "dark", "--legend", capsys=capsys)
+    assert code == 0
+    dark = draw_dot._THEMES["dark"]
+    assert f'bgcolor="{dark.background}"' in out and f'fontcolor="{dark.text}"' in out
+    cluster_labels = re.findall(r"^\s*color=.* label=(<.*>) labeljust", out, re.M)
+    details = [label for label in cluster_labels if "<font" in label]
+    assert details and all(f'color="{dark.detail}"' in label for label in details)
+    assert run_cli("draw", str(FOLD_NET), capsys=capsys)[1] == netspec.draw(FOLD_NET).source
 
 
 # ── the gallery ───────────────────────────────────────────────────────────────────────────────────────────────
@@ -401,11 +488,13 @@ def test_the_committed_gallery_is_up_to_date():
 
 def test_the_gallery_draws_squeeze_excitation_as_a_side_branch_meeting_a_mul():
     dot = (GALLERY / "imagenet-mobilenet_v3_small-full.dot").read_text(encoding="utf-8")
-    into = re.findall(r'^\s*"([^"]+)" -> "(features\.4\.block\.2\.scale)" \[label="([^"]+)"\]', dot, re.M)
     assert '"features.4.block.2.scale" [label=<mul>' in dot
-    # the scale, from inside the SE cluster, and the block's own tensor, from outside it (the depthwise conv's)
-    assert sorted((src, shape) for src, _, shape in into) == [("features.4.block.1.2", "96×14×14"),
-                                                             ("features.4.block.2.scale_activation", "96×1×1")]
+    into = re.findall(r'^\s*"([^"]+)" -> "features\.4\.block\.2\.scale"', dot, re.M)
+    # the scale, from inside the SE cluster, and the block's own tensor from outside it: the depthwise conv's
+    # output, which also feeds the SE's pooling (a fan-out, drawn through one labelled point)
+    assert sorted(into) == ["features.4.block.1.2/fan/96×14×14", "features.4.block.2.scale_activation"]
+    assert re.search(r'"features\.4\.block\.1\.2" -> "features\.4\.block\.1\.2/fan/96×14×14"', dot)
+    assert re.search(r'"features\.4\.block\.1\.2/fan/96×14×14" -> "features\.4\.block\.2\.avgpool"', dot)
 
 
 def test_docs_draw_gives_every_op_family_its_colour():

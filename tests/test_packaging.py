@@ -42,6 +42,12 @@ def test_the_wheel_ships_the_json_schema_and_the_console_script(wheel):
     assert "netspec = netspec.cli:main" in archive.read(entry_points).decode()
 
 
+def test_the_wheel_ships_the_view_pages_html_css_and_script(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("page.html", "page.css", "page.js"):
+        assert f"netspec/backends/draw/{name}" in names
+
+
 def test_an_unpacked_wheel_finds_its_builtin_specs_without_a_checkout(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import netspec.frontend.imports as s; "

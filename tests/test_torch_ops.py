@@ -66,7 +66,7 @@ CASES = [
     case("avgpool", [(3, 5, 5)], kernel=2, stride=2, padding=1, ceil_mode=True),  # last window dropped
     case("avgpool", [(3, 8, 8)], kernel=3, stride=2, ceil_mode=True),  # ceil adds a partial window
     case("avgpool", [(3, 10, 9)], kernel=[3, 2], stride=[1, 2], padding=[1, 0]),
-    case("adaptive_avgpool", [(4, 7, 9)], out=1),
+    case("adaptive_avgpool", [(4, 7, 9)], size=1),
     case("upsample", [(3, 4, 5)], scale=2),
     case("upsample", [(3, 4, 5)], scale=[2, 3], mode="bilinear"),
     case("upsample", [(3, 4, 5)], size=[7, 9], mode="bilinear", align_corners=True),

@@ -1,6 +1,6 @@
 """The torchvision-faithful specs (specs/imagenet/) are torchvision's networks, module for module.
 
-Without torchvision (CI): the compiled state_dict has exactly torchvision's keys, in order, with its shapes
+Without torchvision (the main venv): the compiled state_dict has exactly torchvision's keys, in order, with its shapes
 (a fingerprint taken from torchvision 0.29.1), and the inferred MACs equal what PyTorch's own FLOP counter sees.
 With torchvision: its state_dict loads strictly through `netspec.load_weights` and the outputs are equal
 (eval, fp32, max abs diff ≤ 1e-5).  docs/zoo.md says how to run these in a separate virtual environment.

@@ -119,8 +119,9 @@ def test_errors_in_templates_and_in_the_body_are_all_reported():
 
 
 def test_an_unknown_format_version_is_refused():
-    error = only_error(NET.replace("netspec: 1", "netspec: 2") + "body: [relu]\n")
-    assert error.message == "unknown netspec format version 2" and error.expected == "1"
+    error = only_error(NET.replace("netspec: 1", "netspec: 3") + "body: [relu]\n")
+    assert error.message == "unknown netspec format version 3" and error.expected == "1 or 2"
+    assert error.hint == "the file needs a newer netspec"
 
 
 def test_a_file_that_is_not_a_mapping_is_refused():

@@ -44,7 +44,8 @@ def test_missing_unexpected_and_reshaped_keys_are_all_listed_and_nothing_is_load
     assert error.missing == ["0.weight"] and error.unexpected == ["extra.weight"]
     assert [(m.key, m.model_shape, m.given_shape) for m in error.mismatched] == [("3.weight", (16, 6, 5, 5), (1, 2, 3))]
     text = str(error)
-    assert "1 missing, 1 unexpected, 1 with another shape" in text and "3.weight: [16, 6, 5, 5] vs [1, 2, 3]" in text
+    assert "8 of 10 tensors load, 1 new, 1 with another shape, 1 dropped" in text
+    assert "3.weight: [16, 6, 5, 5] vs [1, 2, 3]" in text
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Collection, Mapping
 
-from netspec.ir import INPUT, Network
+from netspec.ir import INPUT, Network, prefixes
 
 
 @dataclass
@@ -51,10 +51,7 @@ def block_tree(network: Network, root_name: str, modules: Collection[str]) -> di
     return tree
 
 
-def _prefixes(name: str) -> list[str]:
-    """`b3.0.1.2` → ["b3", "b3.0", "b3.0.1"]."""
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
+_prefixes = prefixes   # `b3.0.1.2` → ["b3", "b3.0", "b3.0.1"] (netspec.ir)
 
 
 def _group(network: Network, root_name: str) -> dict[str, Container]:

@@ -31,6 +31,10 @@ class Summary:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def __str__(self) -> str:
+        """The table `netspec summary` prints."""
+        return render_table(self)
+
 
 def summarize(shaped: ShapedNetwork, depth: int | None = None) -> Summary:
     """Rows in network order.  Scopes open a block row with their subtotal.  `depth` N opens N levels of

@@ -18,113 +18,44 @@ checksums verified first.
 
 from __future__ import annotations
 
-import difflib
 import pickle
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-SHOWN = 12  # keys listed per kind of problem before "… and N more"
+from netspec.backends.compat import SHOWN, Compat, Reshaped, compare, render, rename_key
 
-
-@dataclass(frozen=True)
-class Mismatch:
-    key: str
-    model_shape: tuple[int, ...]
-    given_shape: tuple[int, ...]
+Mismatch = Reshaped   # the name this module used first
+__all__ = ["SHOWN", "Compat", "Mismatch", "WeightsError", "WeightsFileError", "load_matching", "load_weights",
+           "plan", "read_weights_file", "rename_key", "shapes_of"]
 
 
 class WeightsError(ValueError):
-    """A state_dict that does not fit the model; the lists say exactly how (all of them, not just the first)."""
+    """A state_dict that does not fit the model.  `report` (a netspec.backends.compat.Compat) says exactly how,
+    all of it, not just the first problem; the message is its text, as `netspec compat` prints it."""
 
-    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[Mismatch],
-                 doubled: list[tuple[str, list[str]]], hint: str | None = None):
-        self.missing, self.unexpected, self.mismatched, self.doubled, self.hint = (
-            missing, unexpected, mismatched, doubled, hint)
+    def __init__(self, report: Compat):
+        self.report = report
+        self.missing = list(report.new)
+        self.unexpected = list(report.dropped)
+        self.mismatched = list(report.reshaped)
+        self.doubled = [(key, list(sources)) for key, sources in report.doubled]
         super().__init__(self.render())
 
     def render(self) -> str:
-        counts = [(len(self.missing), "missing"), (len(self.unexpected), "unexpected"),
-                  (len(self.mismatched), "with another shape"), (len(self.doubled), "given twice")]
-        lines = ["the state_dict does not fit the model: " + ", ".join(f"{n} {what}" for n, what in counts if n)]
-        lines += _section("missing (in the model, not in the state_dict)", self.missing)
-        lines += _section("unexpected (in the state_dict, not in the model)", self.unexpected)
-        lines += _section("shape differs (model vs state_dict)", [
-            f"{m.key}: {list(m.model_shape)} vs {list(m.given_shape)}" for m in self.mismatched])
-        lines += _section("given twice (after `rename`)", [f"{key} ← {', '.join(srcs)}" for key, srcs in self.doubled])
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
-
-
-def _section(title: str, items: list[str]) -> list[str]:
-    if not items:
-        return []
-    shown = [f"    {item}" for item in items[:SHOWN]]
-    more = [f"    … and {len(items) - SHOWN} more"] if len(items) > SHOWN else []
-    return [f"  {title}:"] + shown + more
-
-
-def _under(key: str, prefix: str) -> bool:
-    """Whether `key` is the module `prefix` or inside it (`fc.weight` is under `fc`, `fc2.weight` is not)."""
-    return prefix == "" or key == prefix or key.startswith(prefix + ".")
-
-
-def rename_key(key: str, rename: Mapping[str, str]) -> str:
-    """`key` with its longest matching module prefix in `rename` replaced (`{"module": ""}` strips one level)."""
-    matches = [p for p in rename if _under(key, p)]
-    if not matches:
-        return key
-    prefix = max(matches, key=len)
-    rest = key[len(prefix):].lstrip(".")
-    return ".".join(part for part in (rename[prefix], rest) if part)
+        return "the state_dict does not fit the model: " + render(self.report, "the state_dict", "the model")
 
 
 def plan(model_shapes: Mapping[str, tuple], given_shapes: Mapping[str, tuple],
          rename: Mapping[str, str] | None = None, skip: Iterable[str] = ()) -> dict[str, str]:
     """Which incoming key feeds which model key ({model key: incoming key}); raises WeightsError when the two do
     not match one to one with equal shapes.  Pure: works on shapes only, so it is testable without tensors."""
-    rename, skip = dict(rename or {}), tuple(skip)
-
-    def skipped(key: str) -> bool:
-        return any(_under(key, p) for p in skip)
-
-    sources: dict[str, list[str]] = {}
-    for key in given_shapes:
-        target = rename_key(key, rename)
-        if not skipped(target):
-            sources.setdefault(target, []).append(key)
-    wanted = [k for k in model_shapes if not skipped(k)]
-    missing = [k for k in wanted if k not in sources]
-    unexpected = [src for target, srcs in sources.items() if target not in model_shapes for src in srcs]
-    doubled = [(k, srcs) for k, srcs in sources.items() if k in model_shapes and len(srcs) > 1]
-    mismatched = [Mismatch(k, tuple(model_shapes[k]), tuple(given_shapes[sources[k][0]])) for k in wanted
-                  if k in sources and tuple(model_shapes[k]) != tuple(given_shapes[sources[k][0]])]
-    if missing or unexpected or doubled or mismatched:
-        raise WeightsError(missing, unexpected, mismatched, doubled, _hint(missing, unexpected, mismatched))
-    return {k: sources[k][0] for k in wanted}
-
-
-def _hint(missing: list[str], unexpected: list[str], mismatched: list[Mismatch]) -> str | None:
-    if unexpected and all(k.startswith("module.") for k in unexpected):
-        return "the state_dict was saved from a DataParallel/DDP wrapper: pass rename={\"module\": \"\"}"
-    if mismatched and not missing and not unexpected:
-        modules = sorted({m.key.rsplit(".", 1)[0] for m in mismatched})
-        return f"to keep the model's own {', '.join(modules)} (e.g. another num_classes), pass skip={modules!r}"
-    if missing and unexpected:
-        close = difflib.get_close_matches(unexpected[0], missing, n=1)
-        if close:
-            old, new = _module_of(unexpected[0]), _module_of(close[0])
-            return (f"`{unexpected[0]}` looks like `{close[0]}`: name the spec's module `{new}` as the source "
-                    f"does, or pass rename={{{old!r}: {new!r}}}")
-    return None
-
-
-def _module_of(key: str) -> str:
-    return key.rsplit(".", 1)[0] if "." in key else key
+    report = compare(model_shapes, given_shapes, rename, skip)
+    if not report.complete:
+        raise WeightsError(report)
+    return dict(report.loaded)
 
 
 class WeightsFileError(ValueError):
@@ -179,19 +110,43 @@ def load_problem(err: Exception, archive: bool = True) -> str:
     return f"cannot be read ({type(err).__name__}: {text.strip().splitlines()[0] if text.strip() else ''})"
 
 
-def load_weights(model, state_dict, rename: Mapping[str, str] | None = None, skip: Iterable[str] = ()):
-    """Loads `state_dict` (a mapping of tensors, or a path to a file saved with torch.save) into `model` strictly;
-    returns the model.  `rename`: {incoming module prefix: model module prefix}; `skip`: model modules to leave
-    untouched (their incoming tensors are dropped).  Raises WeightsError listing every problem, and
-    WeightsFileError for a file that cannot be read or is refused (see `read_weights_file`)."""
+def _state_dict_of(state_dict) -> Mapping:
+    """A mapping of tensors as given, or read from a file saved with torch.save (see `read_weights_file`)."""
     if isinstance(state_dict, (str, Path)):
         origin, state_dict = state_dict, read_weights_file(state_dict)
         if not isinstance(state_dict, Mapping) or not all(hasattr(v, "shape") for v in state_dict.values()):
             raise WeightsFileError(f"{origin}: holds no state_dict (a mapping of names to tensors)")
+    return state_dict
+
+
+def shapes_of(state_dict: Mapping) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state_dict.items()}
+
+
+def load_weights(model, state_dict, rename: Mapping[str, str] | None = None, skip: Iterable[str] = ()):
+    """Loads `state_dict` (a mapping of tensors, or a path to a file saved with torch.save) into `model` strictly;
+    returns the model.  `rename`: {incoming module prefix: model module prefix}; `skip`: model modules to leave
+    untouched (their incoming tensors are dropped).  Raises WeightsError (its `report`: what `netspec compat`
+    prints) listing every problem, and WeightsFileError for a file that cannot be read or is refused (see
+    `read_weights_file`)."""
+    state_dict = _state_dict_of(state_dict)
     own = model.state_dict()
-    mapping = plan({k: tuple(v.shape) for k, v in own.items()},
-                   {k: tuple(v.shape) for k, v in state_dict.items()}, rename, skip)
+    mapping = plan(shapes_of(own), shapes_of(state_dict), rename, skip)
     new = dict(own)  # skipped entries keep the model's own tensors
     new.update({key: state_dict[src] for key, src in mapping.items()})
     model.load_state_dict(new, strict=True)
     return model
+
+
+def load_matching(model, state_dict, rename: Mapping[str, str] | None = None, skip: Iterable[str] = ()) -> Compat:
+    """Loads every tensor of `state_dict` whose name (after `rename`) and shape match one of `model`'s, leaves the
+    model's other tensors as they are, and returns the report of what loaded, what is new and what was dropped
+    (netspec.backends.compat.Compat; `render(report)` is `netspec compat`'s text).  What fine-tuning an edited
+    network starts from; `train --init-from` does this."""
+    state_dict = _state_dict_of(state_dict)
+    own = model.state_dict()
+    report = compare(shapes_of(own), shapes_of(state_dict), rename, skip)
+    new = dict(own)
+    new.update({key: state_dict[src] for key, src in report.loaded.items()})
+    model.load_state_dict(new, strict=True)
+    return report

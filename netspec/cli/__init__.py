@@ -50,9 +50,10 @@ def build_parser() -> ArgumentParser:
     add_set_flag(p)
     p.set_defaults(handler=cmd_summary)
 
-    p = sub.add_parser("lint", help="warn about unused nodes and cycles")
+    p = sub.add_parser("lint", help="warn about likely design mistakes (docs/cli.md lists the rules)")
     p.add_argument("specs", nargs="+", metavar="SPEC", help=SPECS_HELP)
-    p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings (default: exit 0)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings (default: exit 0)")
+    p.add_argument("--info", action="store_true", help="also show info findings (default: only counted)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout (docs/cli.md) (default: text)")
     add_set_flag(p)
     p.set_defaults(handler=cmd_lint)
@@ -92,11 +93,15 @@ def _check_command(parser: ArgumentParser, argv: list[str]) -> None:
 
 
 def _extensions():
-    """The draw and train commands, each in its own module (neither imports torch or graphviz at import)."""
+    """The draw, view, train, compare (diff, compat) and authoring (new, upgrade) commands, each in its own module
+    (none imports torch or graphviz at import)."""
+    from netspec.cli.authoring import register as register_authoring
+    from netspec.cli.compare import register as register_compare
     from netspec.cli.draw import register as register_draw
     from netspec.cli.train import register as register_train
+    from netspec.cli.view import register as register_view
 
-    return (register_draw, register_train)
+    return (register_draw, register_view, register_train, register_compare, register_authoring)
 
 
 # What the output's few non-ASCII characters become on a terminal that cannot show them (PYTHONIOENCODING=ascii,

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from netspec.cli.common import EXIT_OK, EXIT_USAGE, UsageError, parse_overrides, shaped_for_output
+from netspec.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, parse_overrides, shaped_for_output
 from netspec.errors import SpecErrors
 
 
@@ -60,34 +60,53 @@ def cmd_summary(args) -> int:
 
 
 def cmd_lint(args) -> int:
-    from netspec.errors import render, to_json
+    """Warnings and errors are shown, info findings with --info; exit 0 with warnings, 1 with them under
+    --strict, 2 when a spec has errors (it is reported with them, and the other specs are still linted)."""
+    from netspec.errors import ERROR, WARNING, render
     from netspec.passes.lint import lint
     from netspec.pipeline import shaped_network
 
     overrides = parse_overrides(args.set)
-    if args.json:
-        reports = []
-        for ref in args.specs:
-            try:
-                problems = lint(shaped_network(ref, overrides).network)
-            except SpecErrors as err:
-                reports.append({**_report(ref, err.errors), "warnings": []})
-                continue
-            reports.append({**_report(ref, ()), "warnings": [to_json(p) for p in problems]})
-        warned = any(report["warnings"] for report in reports)
-        return _print_reports(reports, failed=warned and args.strict)
-    problems, errors = [], []
-    for ref in args.specs:   # a spec with errors is reported with them, and the others are still linted
+    reports, errors, shown, silenced, infos = [], [], [], 0, 0
+    for ref in args.specs:
         try:
-            problems += lint(shaped_network(ref, overrides).network)
+            findings = lint(shaped_network(ref, overrides), silenced=True)
         except SpecErrors as err:
             errors += err.errors
-    for problem in problems:
-        print(render(problem), file=sys.stderr)
+            reports.append({**_report(ref, err.errors), "warnings": [], "silenced": 0})
+            continue
+        loud = [f for f in findings if not f.silenced]
+        silenced += len(findings) - len(loud)
+        infos += sum(f.severity not in (ERROR, WARNING) for f in loud)
+        shown += [f for f in loud if args.info or f.severity in (ERROR, WARNING)]
+        reports.append({**_report(ref, ()), "warnings": [f.to_json() for f in loud],
+                        "silenced": len(findings) - len(loud)})
+    warned = any(f.severity == WARNING for f in shown)
+    failed = any(f.severity == ERROR for f in shown)
+    code = EXIT_USAGE if errors or failed else EXIT_FAILURE if warned and args.strict else EXIT_OK
+    if args.json:
+        count = sum(len(report["errors"]) for report in reports)
+        print(json.dumps({"specs": reports, "errors": count}, indent=2))
+        return code
+    cache: dict[str, list[str]] = {}
+    for finding in shown:
+        print(render(finding.error(), cache), file=sys.stderr)
     if errors:
         raise SpecErrors(errors)
-    print(f"{len(problems)} warning(s)" if problems else "no problems found", file=sys.stderr)
-    return EXIT_USAGE if problems and args.strict else EXIT_OK
+    print(_lint_tally(shown, silenced, 0 if args.info else infos), file=sys.stderr)
+    return code
+
+
+def _lint_tally(shown, silenced: int, hidden_infos: int) -> str:
+    """`2 warnings, 1 info (3 silenced by the specs' `lint:`; 1 info finding hidden: --info shows it)`."""
+    counts = {}
+    for finding in shown:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    parts = [f"{n} {severity}{'s' if n > 1 and severity != 'info' else ''}" for severity, n in counts.items()]
+    extra = ([f"{silenced} silenced by `lint:` in the specs"] if silenced else []) + \
+        ([f"{hidden_infos} info finding{'s' if hidden_infos > 1 else ''} not shown: --info shows "
+          f"{'them' if hidden_infos > 1 else 'it'}"] if hidden_infos else [])
+    return (", ".join(parts) or "no warnings") + (f" ({'; '.join(extra)})" if extra else "")
 
 
 def cmd_compile(args) -> int:

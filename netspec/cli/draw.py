@@ -14,10 +14,11 @@ from pathlib import Path
 
 from netspec.backends.draw.limits import DOT_TIMEOUT, MAX_BOXES
 
-# Equal to RANKDIRS and FORMATS of backends/draw/dot.py (a test checks): repeated so that building the parser,
+# Equal to RANKDIRS, FORMATS and THEMES of backends/draw/dot.py (a test checks): repeated so that building the parser,
 # which every command does, never imports graphviz.
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FORMATS = ("svg", "png", "pdf", "dot")
+THEMES = ("light", "dark")
 DEPTHS_TRIED = 8  # for the --depth suggestion: each try builds one view (linear in the network)
 
 
@@ -36,6 +37,8 @@ def register(sub, add_set_flag) -> None:
                         "(default: fold them)")
     p.add_argument("--rankdir", default="TB", choices=RANKDIRS, help="direction of flow (default: TB)")
     p.add_argument("--legend", action="store_true", help="add a legend of the op families' colours (default: none)")
+    p.add_argument("--theme", default="light", choices=THEMES,
+                   help="dark: light text and lines on a dark background (default: light)")
     p.add_argument("--max-boxes", type=int, default=MAX_BOXES, metavar="N",
                    help=f"refuse to hand `dot` a diagram of more boxes (default: {MAX_BOXES:,})")
     p.add_argument("--timeout", type=float, default=DOT_TIMEOUT, metavar="SECONDS",
@@ -64,7 +67,7 @@ def cmd_draw(args) -> int:
     # The whole spec is checked before anything is written: an error never leaves a partial diagram.
     shaped = shaped_for_output(args.spec, overrides, out)
     view = build_view(shaped, args.depth, args.fold)
-    digraph = to_digraph(view, args.rankdir, args.legend)
+    digraph = to_digraph(view, args.rankdir, args.legend, args.theme)
     if out is None:
         sys.stdout.write(digraph.source)
         return EXIT_OK

@@ -42,8 +42,36 @@ MODIFIER_SCHEMAS = {
                "the enclosing seq as if written there, unnamed ones numbered on as nn.Sequential(*layers) numbers "
                "them"),
     "doc": ({"type": "string"}, "a note for readers"),
+    "lint": ({"$ref": "#/$defs/lint"}, "lint findings intended here: `{ignore: [rule, …], reason: why}` silences "
+             "those rules on this item and everything inside it"),
 }
 MODIFIERS = tuple(MODIFIER_SCHEMAS)
+
+# `netspec lint`'s rules: name → (severity, what it finds).  A spec names them in `lint: {ignore: [...]}` (on an
+# item, or at the top level for the whole network); netspec.passes.lint implements them.
+LINT_RULES = {
+    "bias-before-batchnorm": ("warning", "a conv or linear with a bias right before BatchNorm, which cancels it"),
+    "dropped-pixels": ("warning", "a strided conv or pool whose windows never reach the input's last rows or "
+                       "columns (PyTorch's floor division drops them)"),
+    "unused": ("warning", "nodes whose output never reaches the network's output (a dead branch, reported once)"),
+    "double-activation": ("warning", "an activation applied right after another"),
+    "dropout-before-batchnorm": ("warning", "dropout feeding BatchNorm (its statistics differ between training "
+                                 "and evaluation)"),
+    "activation-on-logits": ("warning", "an activation or softmax on a classifier's logits, which the "
+                             "cross-entropy loss of `netspec train` expects raw"),
+    "unaligned-channels": ("info", "conv or linear output channels that are not a multiple of 8 (the fast "
+                           "kernels of GPUs work in multiples of 8); the classifier's last layer is exempt"),
+}
+LINT_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["ignore"],
+    "properties": {
+        "ignore": {"description": "the rules to silence: " + "; ".join(f"{rule}: {doc}" for rule, (_, doc)
+                                                                        in LINT_RULES.items()),
+                   "type": "array", "minItems": 1, "items": {"enum": list(LINT_RULES)}},
+        "reason": {"description": "why the finding is intended (for readers; `netspec lint` counts silenced "
+                                  "findings)", "type": "string"},
+    },
+}
 TEMPLATE_KEYS = ("doc", "params")     # a block template's own keys; the others are its body item
 
 

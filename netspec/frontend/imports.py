@@ -51,7 +51,12 @@ def resolve_spec(ref: str) -> Path:
 def load_all(path: Path) -> list[Document]:
     """The spec at `path` and every library it imports (transitively), root first.  Import errors are located
     at the import's entry; an import cycle names the chain."""
-    root = read_document(Path(path))
+    return load_imports(read_document(Path(path)))
+
+
+def load_imports(root: Document) -> list[Document]:
+    """`root` (a spec already read, from a file or from text) and every library it imports, as `load_all`.  A
+    spec given as text has the path of a file in the current folder, so it imports from there."""
     allowed = (root.path.parent, builtin_root().resolve())
     documents: dict[Path, Document] = {root.path: root}
     errors: list[SpecError] = []

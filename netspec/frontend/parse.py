@@ -29,7 +29,14 @@ def parse_spec(documents: list[Document], params: Mapping[str, object]) -> Spec:
                 defaults=MappingProxyType(plain(param_defaults(data.get("params") or {}))),
                 input=value_of(data["input"], mark_of(data, "input")), input_mark=key_mark(data, "input"),
                 body=items_of(body), body_mark=key_mark(data, "body"), expect=expect_of(data.get("expect")),
-                train=MappingProxyType(plain(dict(data.get("train") or {}))), templates=MappingProxyType(templates))
+                train=MappingProxyType(plain(dict(data.get("train") or {}))), templates=MappingProxyType(templates),
+                lint_ignore=lint_ignore(data))
+
+
+def lint_ignore(holder: MDict) -> frozenset[str]:
+    """The rules a `lint: {ignore: [...]}` of this mapping (an item, or the spec's top level) silences."""
+    lint = holder.get("lint")
+    return frozenset(lint.get("ignore") or ()) if isinstance(lint, MDict) else frozenset()
 
 
 def value_of(data, mark: Mark) -> Value:
@@ -104,7 +111,7 @@ def modifiers(item: MDict, kind: str) -> Modifiers:
     inner = item[kind]
     from_ = get("from") or (get("from", inner) if isinstance(inner, MDict) else None)
     return Modifiers(name=get("name"), from_=from_, when=get("when"), repeat=get("repeat"), as_=item.get("as"),
-                     doc=str(item.get("doc", "")))
+                     doc=str(item.get("doc", "")), lint_ignore=lint_ignore(item))
 
 
 def args_of(raw, skip: str | None = None) -> Mapping[str, Arg]:

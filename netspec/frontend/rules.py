@@ -9,7 +9,8 @@ import difflib
 from typing import Iterator, Mapping
 
 from netspec.errors import Mark, Note, SpecError, did_you_mean
-from netspec.frontend.grammar import COMPOSITES, ITEM_NAME, ITEM_NAME_RULE, MODIFIERS, RESERVED, SEQ, is_expression
+from netspec.frontend.grammar import (COMPOSITES, ITEM_NAME, ITEM_NAME_RULE, LINT_RULES, MODIFIERS, RESERVED, SEQ,
+                                      is_expression)
 from netspec.frontend.param_types import TypeSpecError, check_type, parse_type, type_of_value
 from netspec.frontend.parse import (blocks_of, children, item_kind, param_default, params_of, template_body,
                                     template_params)
@@ -93,6 +94,7 @@ def _item_errors(item, mark: Mark, templates) -> Iterator[SpecError]:
         if "as" in item and "repeat" not in item:
             yield SpecError("`as` names the index of a `repeat`, but the item has no `repeat`", key_mark(item, "as"))
         yield from _name_errors(item, mark)
+        yield from lint_errors(item)
         if known_kind:
             yield from _inline_errors(item, kind)
             for child, child_mark in children(item, kind):
@@ -104,6 +106,17 @@ def _name_errors(item: MDict, mark: Mark) -> Iterator[SpecError]:
     name = item.get("name")
     if isinstance(name, str) and not is_expression(name) and not ITEM_NAME.match(name):
         yield SpecError(f"invalid name {shown(name)}", mark, expected=ITEM_NAME_RULE, found=describe(name))
+
+
+def lint_errors(holder: MDict) -> Iterator[SpecError]:
+    """An unknown rule in `lint: {ignore: [...]}` (of an item or the spec), with the closest rule's name."""
+    lint = holder.get("lint")
+    rules = lint.get("ignore") if isinstance(lint, MDict) else None
+    for i, rule in enumerate(rules if isinstance(rules, MList) else ()):
+        if isinstance(rule, str) and rule not in LINT_RULES:
+            yield SpecError(f"unknown lint rule `{rule}`", mark_of(rules, i), expected="one of " + ", ".join(
+                f"`{r}`" for r in LINT_RULES), found=f"`{rule}`", hint=did_you_mean(rule, LINT_RULES) or
+                "docs/cli.md lists the rules")
 
 
 def _inline_errors(item: MDict, kind: str) -> Iterator[SpecError]:
@@ -122,6 +135,7 @@ def _inline_errors(item: MDict, kind: str) -> Iterator[SpecError]:
 
 def check_model(doc: Document) -> Iterator[SpecError]:
     data = doc.data
+    yield from lint_errors(data)
     # A key the schema reports as misspelt (`bodyy`, "did you mean `body`?") is not missing a second time.
     known = top_level_keys()
     present = set(data) | {close for key in data if key not in known for close in difflib.get_close_matches(

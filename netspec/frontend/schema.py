@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from netspec.errors import Mark, SpecError, did_you_mean
+from netspec.frontend import formats
 from netspec.frontend.grammar import NAME_PATTERN, NAME_RULE, SCHEMA_PATH
 from netspec.frontend.schema_fast import checker
 from netspec.frontend.yaml_source import Document, MDict, MList, key_mark, mark_of
@@ -54,12 +55,15 @@ def schema_errors(doc: Document) -> Iterator[SpecError]:
     if not isinstance(doc.data, MDict):
         found = type(doc.data).__name__ if doc.data is not None else "null"
         yield SpecError("a spec must be a mapping", Mark(doc.name, 1, 1), expected="a mapping starting with "
-                        "`netspec: 1`", found=f"a {'list' if isinstance(doc.data, list) else found}")
+                        f"`netspec: {formats.CURRENT}`", found=f"a {'list' if isinstance(doc.data, list) else found}")
         return
     version = doc.data.get("netspec")
-    if "netspec" in doc.data and (version != 1 or type(version) is not int):  # True == 1.0 == 1 in Python
+    if "netspec" in doc.data and not formats.is_readable(version):
+        newer = type(version) is int and version > formats.CURRENT
         yield SpecError(f"unknown netspec format version {version!r}", mark_of(doc.data, "netspec"), "/netspec",
-                        expected="1", found=repr(version), hint="this netspec reads `netspec: 1`")
+                        expected=" or ".join(map(str, formats.READABLE)), found=repr(version),
+                        hint="the file needs a newer netspec" if newer else
+                        f"this netspec reads `netspec: {formats.CURRENT}` and the older versions it upgrades")
         return
     check = fast_check()
     if check is not None and check(doc.data):  # valid: no need to import jsonschema (schema_fast.py)
@@ -239,6 +243,6 @@ def _expected(error) -> str:
 
 
 def _required_hint(key: str) -> str | None:
-    return {"netspec": "start the file with `netspec: 1`",
+    return {"netspec": f"start the file with `netspec: {formats.CURRENT}`",
             "out": "give the number of output channels/features, e.g. `out: 64`",
             "kernel": "give the window size, e.g. `kernel: 3`"}.get(key)

@@ -42,6 +42,7 @@ class Modifiers:
     repeat: Value | None = None
     as_: str | None = None
     doc: str = ""
+    lint_ignore: frozenset[str] = frozenset()    # `lint: {ignore: [...]}`: rules silenced on the item's nodes
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,4 @@ class Spec:
     expect: Expect
     train: Mapping[str, object]
     templates: Mapping[str, Template]
+    lint_ignore: frozenset[str] = frozenset()    # the top-level `lint: {ignore: [...]}`

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from netspec.errors import SpecError, SpecErrors
+from netspec.frontend import formats
 from netspec.frontend.parse import parse_spec
 from netspec.frontend.rules import resolve_params, rule_errors
 from netspec.frontend.schema import schema_errors
@@ -19,6 +20,7 @@ MAX_ERRORS = 100
 
 
 def validate(documents: list[Document], overrides: Mapping[str, object] | None = None) -> Spec:
+    documents = [formats.upgrade_in_memory(doc) for doc in documents]  # an older format, read as the current
     schema = [e for doc in documents for e in schema_errors(doc)]
     if any(not isinstance(doc.data, MDict) for doc in documents):
         raise SpecErrors(schema)

@@ -243,7 +243,7 @@ def parse_text(text: str, name: str):
                              hint="a spec is a few kilobytes; split it or check you gave the right file")
     node = _compose(text, name)
     if node is None:
-        raise SpecErrors.one("the file is empty", start, expected="a mapping starting with `netspec: 1`")
+        raise SpecErrors.one("the file is empty", start, expected="a mapping starting with the format version, `netspec: N`")
     try:
         _Sizer(name).check(node)
         return _Builder(name, text).build(node)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import sys
 
-from netspec.frontend.grammar import MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS, takes_branches
+from netspec.frontend.grammar import (LINT_SCHEMA, MODIFIER_SCHEMAS, NAME_PATTERN, SCHEMA_PATH, SEQ, TRAIN_KEYS,
+                                      takes_branches)
+from netspec.frontend.formats import CURRENT, READABLE
 from netspec.ops import OPS, Param
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
@@ -35,7 +37,9 @@ def _param_schema(param: Param) -> dict:
         "size": [integer, pair, {"type": "null"}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
-    return {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
+    schema = {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
+    # `default` is what editors offer on completion; the value netspec uses when the key is left out.
+    return schema if param.required else schema | {"default": json.loads(json.dumps(param.default))}
 
 
 def _op_schema(op) -> dict:
@@ -62,7 +66,36 @@ def _item_properties() -> dict:
     props[SEQ] = _d({"$ref": "#/$defs/seq"}, "items applied one after another")
     for name, op in OPS.items():
         props[name] = _op_schema(op)
+    for name, schema in _library_blocks().items():
+        props.setdefault(name, schema)
     return props
+
+
+def _library_blocks() -> dict:
+    """The public blocks of the built-in library (specs/blocks/), each a template call whose params an editor
+    describes and completes.  Only described: a spec may define its own template of the same name, with other
+    params, so the call is checked as any template call is (netspec checks the params against the template)."""
+    from netspec.frontend.imports import builtin_root
+    from netspec.frontend.parse import blocks_of, params_of, template_params
+    from netspec.frontend.param_types import show
+    from netspec.frontend.yaml_source import read_document
+
+    root = builtin_root()
+    blocks = {}
+    for path in sorted((root / "blocks").glob("*.yaml")):
+        source = path.relative_to(root).as_posix()
+        for name, _, definition in blocks_of([read_document(path, source)]):
+            params, _ = template_params(params_of(definition))
+            doc = str(definition.get("doc", "")).strip().split("\n")[0]
+            properties = {}
+            for key, p in params.items():
+                default = "" if p.required else f" Default: {json.dumps(p.default.raw)}."
+                properties[key] = {"description": f"{p.doc or key} ({show(p.type)}).{default}".replace("..", "."),
+                                   "anyOf": [{"$ref": "#/$defs/value"}]} | ({} if p.required else {"default": p.default.raw})
+            blocks[name] = {"description": f"`{name}` (block from `imports: [{source}]`): {doc}",
+                            "type": ["object", "null"], "properties": properties,
+                            "additionalProperties": {"$ref": "#/$defs/value"}}
+    return blocks
 
 
 def build_schema() -> dict:
@@ -94,7 +127,9 @@ def _template_call() -> dict:
 def _top_level_properties() -> dict:
     """The keys of a spec file."""
     return {
-        "netspec": _d({"const": 1}, "format version of the spec language; this netspec reads version 1"),
+        "netspec": _d({"enum": list(READABLE)}, f"format version of the spec language: {CURRENT} is current; older "
+                      "versions are read too, and `netspec upgrade` rewrites a file in the current one "
+                      "(docs/spec-format.md)"),
         "name": _d({"type": "string", "pattern": NAME_PATTERN}, "the network's name (also the run folder's)"),
         "doc": _d({"type": "string"}, "one line shown by `netspec list`, then details"),
         "imports": _d({"type": "array", "items": {"type": "string"}},
@@ -113,6 +148,7 @@ def _top_level_properties() -> dict:
                                   {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[KMG]$"}]},
                        "multiply-accumulates per example: an int, or e.g. \"1.814G\" compared at that precision"),
         }}, "facts checked whenever the spec is compiled with its default params; a mismatch is an error"),
+        "lint": _d({"$ref": "#/$defs/lint"}, "`netspec lint` rules silenced on the whole network"),
         "train": _d({"type": "object", "additionalProperties": False,
                      "properties": {k: _d(s, doc) for k, (s, doc) in TRAIN_KEYS.items()}},
                     "the training recipe used by `netspec train` (flags override it)"),
@@ -132,6 +168,7 @@ def _value_defs() -> dict:
                     "a template argument: a scalar, a list or an expression"),
         "from": _d({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
                    "one name or a list of names"),
+        "lint": _d(LINT_SCHEMA, "`netspec lint` rules to silence, with the reason they are intended"),
     }
 
 

@@ -57,8 +57,8 @@ def _pool_stride(args: Args):
 def _adaptive_shape(args: Args, ins: list[Shape]) -> Shape:
     (x,) = ins
     need_rank("adaptive_avgpool", x, (3,))
-    h, w = pair(args["out"])
-    return positive("adaptive_avgpool", (x[0], h, w), "out size")
+    h, w = pair(args["size"])
+    return positive("adaptive_avgpool", (x[0], h, w), "size")
 
 
 def _global_pool(args: Args, ins: list[Shape]) -> Shape:
@@ -119,9 +119,9 @@ OPS = [
         "bool", True, "include the zero padding in the average")), _pool_shape("avgpool"), _pool_label("avgpool"),
        _POOL_EXAMPLE, module=_avgpool_module, fresh_output=True),
     Op("adaptive_avgpool", "Average pooling to a fixed output size (nn.AdaptiveAvgPool2d).", "pool", {
-        "out": P("int2", required=True, doc="output size, int or [h, w]", minimum=1),
-    }, _adaptive_shape, lambda a: f"adaptive_avgpool → {fmt_pair(a['out'])}", Example([(4, 7, 9)], {"out": [2, 3]}),
-       module=lambda a, i: ModuleSpec(nn.AdaptiveAvgPool2d, (as_pair(a["out"]),))),
+        "size": P("int2", required=True, doc="output size, int or [h, w]", minimum=1),
+    }, _adaptive_shape, lambda a: f"adaptive_avgpool → {fmt_pair(a['size'])}", Example([(4, 7, 9)], {"size": [2, 3]}),
+       module=lambda a, i: ModuleSpec(nn.AdaptiveAvgPool2d, (as_pair(a["size"]),))),
     Op("global_avgpool", "Average over all positions: [C, H, W] → [C, 1, 1] (nn.AdaptiveAvgPool2d(1)).", "pool", {},
        _global_pool, lambda a: "global_avgpool", Example([(8, 5, 5)]),
        module=lambda a, i: ModuleSpec(nn.AdaptiveAvgPool2d, (), {"output_size": 1})),

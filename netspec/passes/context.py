@@ -74,6 +74,7 @@ class Ctx:
     path: tuple[str, ...]
     block_input: str
     calls: tuple[tuple[Template, Mark], ...] = ()
+    lint_ignore: frozenset[str] = frozenset()   # lint rules silenced by a `lint:` on this item or one around it
 
     def error(self, message: str, mark: Mark, notes: tuple[Note, ...] = (), **fields) -> SpecError:
         """The caller's own notes ("first used at", "defined at") first; the template call chain follows."""

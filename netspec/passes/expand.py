@@ -50,7 +50,7 @@ class _Walker:
     # ── driver ────────────────────────────────────────────────────────────────────────────────────────────────
     def run(self) -> Network:
         spec, built = self.spec, self.built
-        ctx = Ctx(env=MappingProxyType(dict(spec.params)), path=(), block_input=INPUT)
+        ctx = Ctx(env=MappingProxyType(dict(spec.params)), path=(), block_input=INPUT, lint_ignore=spec.lint_ignore)
         try:
             built.shapes[INPUT] = self.input_shape(ctx)
             built.nodes[INPUT] = Node(INPUT, INPUT, _NO_ARGS, (), spec.input_mark)
@@ -119,6 +119,8 @@ class _Walker:
         """`path` given: the item is a template's body and takes the call's path instead of a name of its own."""
         mark, mods = item.mark, item.mods
         self.budget.step(mark, ctx)
+        if mods.lint_ignore:
+            ctx = replace(ctx, lint_ignore=ctx.lint_ignore | mods.lint_ignore)
         if len(ctx.path) > MAX_SCOPE_DEPTH:
             ctx.fail(f"scopes are nested more than {MAX_SCOPE_DEPTH} deep", mark,
                      hint="templates nest their bodies' seqs: flatten some of them")
@@ -273,7 +275,7 @@ class _Walker:
             raise Failed
         if len(self.built.nodes) >= MAX_NODES:
             ctx.fail(f"the network has more than {MAX_NODES:,} nodes", mark)
-        self.built.nodes[node] = Node(node, name, MappingProxyType(checked), tuple(sources), mark)
+        self.built.nodes[node] = Node(node, name, MappingProxyType(checked), tuple(sources), mark, ctx.lint_ignore)
         return node
 
     def op_args(self, op, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, inp: str) -> dict:
@@ -309,7 +311,7 @@ class _Walker:
         self.built.scopes[dotted] = Scope(dotted, "template", mark, template.name, MappingProxyType(values),
                                           template.mark)
         inner = Ctx(env=MappingProxyType(values), path=path, block_input=sources[0],
-                    calls=ctx.calls + ((template, mark),))
+                    calls=ctx.calls + ((template, mark),), lint_ignore=ctx.lint_ignore)
         with self.paths.lent(dotted, mark), self.names.template():  # the body claims the call's path as its scope
             return self._item(template.body, inner, sources[0], 0, path)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from netspec import __version__
+from netspec.backends.compat import Compat, render
 from netspec.ir import ShapedNetwork
 from netspec.train import checkpoint, devices, distributed, files, loop, rundir
 from netspec.train.restore import restore, restore_aug_generator, restore_rank
@@ -61,6 +62,7 @@ class Prepared:
     spec_files: SpecFiles
     shaped: ShapedNetwork
     options: RunOptions
+    init_report: Compat | None = None     # what --init-from loaded
 
 
 # ── building ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -75,6 +77,7 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
         torch.set_num_threads(options.threads)
     data = checked_data(recipe, options, shape, tuple(shaped.output_shape)).to(device)
     model = build_model(shaped, recipe, options, device)
+    init_report = init_weights(model, options.init_from) if options.init_from else None
     if info.rank:  # each rank its own dropout draws (DDP gives every rank rank 0's initial weights)
         torch.manual_seed(loop.seed_for(recipe.seed, 0, loop.rank_salt(3, info.rank)))
     amp = recipe.amp if recipe.amp is not None else devices.default_amp(device)
@@ -93,7 +96,7 @@ def prepare(shaped: ShapedNetwork, spec_files: SpecFiles, recipe: Recipe, option
         raise RecipeError(f"batch size {recipe.batch_size} does not split over {info.world} processes")
     setup = loop.Setup(model, forward, make_optimizer(model, recipe), data, recipe, device, size, channels_last,
                        amp, info, sync_every=sync_every(device, info), log_every=options.log_every)
-    return Prepared(setup, spec_files, shaped, options)
+    return Prepared(setup, spec_files, shaped, options, init_report)
 
 
 def input_size(shape: tuple, recipe: Recipe) -> tuple[int, int]:
@@ -132,9 +135,22 @@ def build_model(shaped: ShapedNetwork, recipe: Recipe, options: RunOptions, devi
         for module in model.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
-    if options.init_from:
-        checkpoint.load_into(model, checkpoint.load_weights(weights_path(options.init_from)), options.init_from)
     return model.to(device)
+
+
+def init_weights(model: nn.Module, ref: str) -> Compat:
+    """`--init-from`: loads every tensor of the weights at `ref` whose name and shape match the network's (what
+    `netspec compat` reports), so an edited network starts from what it shares with the old one; the rest keep
+    their initialization.  Weights of which nothing fits are refused: they are surely not the ones meant."""
+    from netspec.backends.compat import headline
+    from netspec.backends.weights import load_matching
+
+    state = checkpoint.load_weights(weights_path(ref))
+    report = load_matching(model, state)
+    if not report.loaded and report.target_count:
+        raise checkpoint.CheckpointError(f"{ref}: none of its tensors fits this network ({headline(report)}); "
+                                         f"`netspec compat {ref} SPEC` shows why")
+    return report
 
 
 def weights_path(ref: str) -> Path:
@@ -285,6 +301,9 @@ def execute(prepared: Prepared, run_dir: Path | None, state: loop.LoopState, gen
         ui.message(f"run folder {run_dir}: {setup.recipe.data}, {len(setup.data.train_y):,} train / "
                    f"{len(setup.data.test_y):,} test examples, {epochs} epoch{'s' * (epochs != 1)} on "
                    f"{device_name(setup)}, {devices.precision_note(setup.device, setup.amp, setup.recipe.amp)}")
+        if prepared.init_report is not None:
+            ui.message(f"--init-from {prepared.options.init_from}: "
+                       + render(prepared.init_report, "the weights", "the network", hint=False))
         if state.epoch >= epochs and state.step_in_epoch == 0 and state.history:
             ui.message(f"the run has finished its {epochs} epochs; pass --epochs N (more) to train longer")
     try:

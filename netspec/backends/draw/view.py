@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, replace
 
 from netspec.backends.draw.folding import Run, ScopeTree, scope_tree
+from netspec.backends.draw.ushape import find_ushape
 from netspec.ir import INPUT, OUTPUT, ShapedNetwork
 from netspec.ops import OPS
 from netspec.passes.shapes import format_count
@@ -57,6 +58,7 @@ class Edge:
     src: str
     dst: str
     shape: tuple[int, ...]     # the tensor's shape (no batch dimension)
+    role: str = "down"         # down | up (the way back up of a U, ushape.py) | skip (across the U)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,7 @@ class _Builder:
     # ── edges ──────────────────────────────────────────────────────────────────────────────────────────────────
     def edges(self) -> tuple[Edge, ...]:
         seen: dict[tuple, Edge] = {}
+        role = self.roles()
         for node, record in self.nodes.items():
             for src in record.inputs:
                 if not self.shown(src, node):
@@ -187,8 +190,24 @@ class _Builder:
                 a, b = self.visible(src), self.visible(node)
                 shape = tuple(self.facts[src].shape)
                 if a != b:
-                    seen.setdefault((a, b, shape), Edge(a, b, shape))
+                    seen.setdefault((a, b, shape), Edge(a, b, shape, role(a, b)))
         return tuple(seen.values())
+
+    def roles(self):
+        """(src item, dst item) → the edge's role: in a U (ushape.py) an edge into an item on the way up rises
+        ("up") when it comes from the way up or the turn, and crosses ("skip") when it comes from the way down.
+        An item is on the way up when every node it shows is; a box holding both sides is on the way down."""
+        u = find_ushape(self.shaped)
+        if u is None:
+            return lambda a, b: "down"
+        down = {self.visible(node) for node in self.nodes if node not in u.up}
+        turn = self.visible(u.turn)
+
+        def role(a: str, b: str) -> str:
+            if b in down:
+                return "down"
+            return "up" if a not in down or a == turn else "skip"
+        return role
 
     def shown(self, src: str, dst: str) -> bool:
         """Edges within a folded run are drawn only for its first instance; edges between instances not at all."""
