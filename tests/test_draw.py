@@ -506,11 +506,13 @@ def test_the_committed_gallery_is_up_to_date():
 
 def test_the_gallery_draws_squeeze_excitation_as_a_side_branch_meeting_a_mul():
     dot = (GALLERY / "imagenet-mobilenet_v3_small-full.dot").read_text(encoding="utf-8")
-    into = re.findall(r'^\s*"([^"]+)" -> "(features\.4\.block\.2\.scale)" \[label="([^"]+)"\]', dot, re.M)
     assert '"features.4.block.2.scale" [label=<mul>' in dot
-    # the scale, from inside the SE cluster, and the block's own tensor, from outside it (the depthwise conv's)
-    assert sorted((src, shape) for src, _, shape in into) == [("features.4.block.1.2", "96×14×14"),
-                                                             ("features.4.block.2.scale_activation", "96×1×1")]
+    into = re.findall(r'^\s*"([^"]+)" -> "features\.4\.block\.2\.scale"', dot, re.M)
+    # the scale, from inside the SE cluster, and the block's own tensor from outside it: the depthwise conv's
+    # output, which also feeds the SE's pooling (a fan-out, drawn through one labelled point)
+    assert sorted(into) == ["features.4.block.1.2/fan/96×14×14", "features.4.block.2.scale_activation"]
+    assert re.search(r'"features\.4\.block\.1\.2" -> "features\.4\.block\.1\.2/fan/96×14×14"', dot)
+    assert re.search(r'"features\.4\.block\.1\.2/fan/96×14×14" -> "features\.4\.block\.2\.avgpool"', dot)
 
 
 def test_docs_draw_gives_every_op_family_its_colour():
