@@ -28,7 +28,9 @@ Shape = tuple[int, ...]
 @dataclass(frozen=True)
 class Node:
     """One op application.  `inputs` are the nodes it reads, in order, repeats included (`concat: {from: [a,
-    a]}` reads `a` twice, which the DiGraph's edges alone cannot say).  `args` are checked and defaulted."""
+    a]}` reads `a` twice, which the DiGraph's edges alone cannot say).  `args` are checked and defaulted.
+    `parts` says which output of each input it reads, for inputs with several (a `chunk`): the part's number,
+    or None for a node's only output; empty when every input has one output."""
 
     name: str
     op: str                                  # an op of netspec.ops.OPS, or INPUT / OUTPUT
@@ -36,10 +38,33 @@ class Node:
     inputs: tuple[str, ...]
     mark: Mark
     lint_ignore: frozenset[str] = frozenset()  # lint rules silenced here (`lint:` on the item or one around it)
+    parts: tuple[int | None, ...] = ()
 
     @property
     def is_op(self) -> bool:
         return self.op not in (INPUT, OUTPUT)
+
+    def refs(self) -> tuple[str, ...]:
+        """The values it reads, in order: a node's name, or `NODE.k` for part k of a node with several outputs
+        (the name a spec's `from:` gives it)."""
+        if not self.parts:
+            return self.inputs
+        return tuple(source if part is None else part_ref(source, part)
+                     for source, part in zip(self.inputs, self.parts))
+
+
+def part_ref(node: str, part: int) -> str:
+    """The value that is part `part` of node `node`'s outputs: `NODE.k`.  No node has that name, since `NODE` is
+    an op node, never a scope."""
+    return f"{node}.{part}"
+
+
+def split_ref(ref: str, nodes: Mapping[str, object]) -> tuple[str, int | None]:
+    """A value's node and part: (`ref`, None) for a node's name, (NODE, k) for `NODE.k`."""
+    if ref in nodes:
+        return ref, None
+    node, _, part = ref.rpartition(".")
+    return node, int(part)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,15 @@ def observed_shapes(model: torch.nn.Module, shaped, x: torch.Tensor) -> dict[str
 
     def hook(node):
         def record(module, args, out):
-            seen[node] = tuple(out.shape[1:])
+            seen[node] = tuple((out[0] if isinstance(out, tuple) else out).shape[1:])  # a chunk's parts are alike
             seen.setdefault(shaped.nodes[node].inputs[0], tuple(args[0].shape[1:]))
             tensors[node] = out
             tensors.setdefault(shaped.nodes[node].inputs[0], args[0])
         return record
 
+    # A learnable tensor (`parameter`) has no module and no batch dimension: its shape is the tensor's.
+    seen.update((name, tuple(tensor.shape)) for name, tensor in model.named_parameters()
+                if name in shaped.nodes and shaped.nodes[name].is_op)
     handles = [modules[n].register_forward_hook(hook(n)) for n in shaped.nodes if shaped.nodes[n].is_op if n in modules]
     try:
         out = model(x)

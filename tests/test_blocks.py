@@ -15,7 +15,7 @@ from torch import fx, nn
 
 import netspec
 from netspec.backends.blocks import block_tree
-from netspec.backends.fx import BlockModule, forward_code, module_specs, to_graph_module
+from netspec.backends.fx import BlockModule, forward_code, module_specs, parameter_specs, to_graph_module
 from netspec.ir import build_network
 from netspec.passes.shapes import infer
 
@@ -32,17 +32,26 @@ def small(spec: str, **params) -> nn.Module:
 @pytest.mark.parametrize("path", spec_params())
 def test_every_spec_builds_a_tree_in_build_order_with_the_flat_state_dict(path):
     """Depth first, the tree lists the op nodes in build order; the state_dict's keys, in order, are each op
-    module's own (built alone, on the reference side), prefixed by its node's name, in node order."""
+    module's own (built alone, on the reference side), prefixed by its node's name, in node order — but for a
+    block's learnable tensors (`parameter` nodes), which PyTorch lists before the block's children."""
     shaped = netspec.shaped_network(path)
     specs = module_specs(shaped)
+    tensors = parameter_specs(shaped)
     tree = block_tree(shaped.network, "Net", specs)
 
     def flatten(container: str) -> list[str]:
         return [name for child in tree[container].children
                 for name in (flatten(child) if child in tree else [child])]
     assert flatten("") == [node.name for node in shaped.op_nodes()]
+
+    def keys(container: str) -> list[str]:
+        children = tree[container].children
+        return [child for child in children if child in tensors] + [
+            key for child in children if child not in tensors
+            for key in (keys(child) if child in tree else [f"{child}.{k}" for k in specs[child].build().state_dict()]
+                        if child in specs else [])]
     with torch.device("meta"):
-        expected = [f"{name}.{key}" for name, spec in specs.items() for key in spec.build().state_dict()]
+        expected = keys("")
         model = to_graph_module(shaped)
     assert list(model.state_dict()) == expected
 

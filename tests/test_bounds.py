@@ -219,7 +219,7 @@ CASES = [
     ("fat_imports", fat_imports, "the file holds more than 20,000 values"),
     ("repeated_expression", repeated_expression, "the spec's expressions take more than 200,000 steps to evaluate"),
     ("refused_expressions", refused_expressions, "in an expression: expression is too complex"),
-    ("empty_items", empty_items, "the item has no op, template, seq, concat or add"),
+    ("empty_items", empty_items, "the item has no op, template, seq, concat, add or mul"),
     ("largest_network", largest_network, None),
 ]
 

@@ -24,7 +24,7 @@ from netspec.backends.pysource import to_python_source
 from conftest import SPECS, all_specs, run_cli, spec_params
 
 # A small network with every kind of node compile emits: convs, batchnorm, pools, concat, add (with a shortcut
-# from the block input), flatten, dropout and linear.
+# from the block input, after stochastic depth), mul (a squeeze-excitation), flatten, dropout and linear.
 MIXED = """netspec: 1
 name: mixed
 input: [3, 16, 16]
@@ -32,7 +32,8 @@ blocks:
   res:
     seq:
       - {name: a, conv: {out: 8, kernel: 3, padding: 1, groups: 2}}
-      - add: {from: [a, input]}
+      - {name: sd, stochastic_depth: {p: 0.5}}
+      - add: {from: [sd, input]}
 body:
   - {name: stem, conv: {out: 8, kernel: 3, padding: 1}}
   - {name: bn, batchnorm: {}}
@@ -42,6 +43,8 @@ body:
       - [conv: {out: 4, kernel: 1}]
       - [maxpool: {kernel: 3, stride: 1, padding: 1}, conv: {out: 4, kernel: 1}]
   - {name: res, res: {}}
+  - {name: se, mul: [[], [global_avgpool, conv: {out: 8, kernel: 1}, hardsigmoid]]}
+  - hardswish
   - avgpool: {kernel: 2}
   - global_avgpool
   - flatten
@@ -73,9 +76,13 @@ def batch():
 def test_submodules_sit_at_the_graphs_dotted_names(mixed, mixed_spec):
     shaped = netspec.shaped_network(mixed_spec)
     called = {node.target for node in torch.fx.symbolic_trace(mixed).graph.nodes if node.op == "call_module"}
-    assert called == {n for n in shaped.nodes if shaped.nodes[n].is_op if shaped.nodes[n].op not in ("concat", "add")}
+    # Merges are call_function nodes; symbolic_trace traces through netspec's own StochasticDepth (no torch.nn
+    # leaf), which in eval is the identity, and calls every other op's module.
+    assert called == {n for n in shaped.nodes if shaped.nodes[n].is_op
+                      if shaped.nodes[n].op not in ("concat", "add", "mul", "stochastic_depth")}
     assert {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"} <= called
-    assert {key.rsplit(".", 1)[0] for key in mixed.state_dict()} == {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "fc"}
+    assert {key.rsplit(".", 1)[0] for key in mixed.state_dict()} == {"stem", "bn", "mix.0.0", "mix.1.1", "res.a", "se.1.1",
+                                                                   "fc"}
 
 
 @pytest.mark.parametrize("path", spec_params())
@@ -84,7 +91,9 @@ def test_state_dict_keys_are_the_specs_dotted_names_with_no_lazy_modules(path):
     with torch.device("meta"):
         model = netspec.load(path)
     assert not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules())
-    assert {key.rsplit(".", 1)[0] for key in model.state_dict()} <= {n.name for n in shaped.op_nodes()}
+    nodes = {n.name for n in shaped.op_nodes()}
+    # A module's tensor is NODE.weight; a learnable tensor (`parameter`) is the node itself.
+    assert all(key.rsplit(".", 1)[0] in nodes or shaped.nodes[key].op == "parameter" for key in model.state_dict())
     assert type(model).__name__ == class_name(shaped.name)
 
 
@@ -190,6 +199,21 @@ def test_the_emitted_file_of_a_network_with_every_merge_gives_identical_outputs(
     theirs.load_state_dict(mixed.state_dict())
     with torch.no_grad():
         assert (theirs(batch) - mixed(batch)).abs().max().item() == 0.0
+
+
+def test_the_emitted_file_trains_like_the_compiled_model_under_one_seed(mixed_spec, mixed, batch, tmp_path):
+    # Dropout and stochastic depth draw the same masks in the emitted file (which carries its own copy of
+    # netspec's StochasticDepth) as in the compiled model.
+    target = tmp_path / "mixed_emitted.py"
+    target.write_text(netspec.emit_python(mixed_spec), encoding="utf-8")
+    theirs = import_file(target, "mixed_emitted_train").Mixed()
+    theirs.load_state_dict(mixed.state_dict())
+    outputs = []
+    for model, seed in ((theirs, 0), (mixed, 0), (mixed, 1)):
+        torch.manual_seed(seed)
+        outputs.append(model.train()(torch.cat([batch] * 8)))
+    mixed.eval()
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[1], outputs[2])
 
 
 # A decoder: a strided conv down, a transposed conv back up (a ReLU after each, made in place), then three ways of

@@ -193,8 +193,9 @@ def test_every_depth_gives_a_connected_acyclic_diagram_from_input_to_output(spec
         drawn.add_edges_from((e.src, e.dst) for e in view.edges)
         assert drawn.number_of_nodes() == len(view.items), "an edge names an item that is not drawn"
         assert nx.is_directed_acyclic_graph(drawn)
+        sources = [item.id for item in view.items if item.family == "parameter"] + [INPUT]  # read no input
         for item in view.items:
-            assert item.id == INPUT or nx.has_path(drawn, INPUT, item.id), item.id
+            assert any(nx.has_path(drawn, source, item.id) for source in sources), item.id
             assert item.id in output_boxes(graph) or any(nx.has_path(drawn, item.id, out)
                                                          for out in output_boxes(graph)), item.id
 
@@ -501,6 +502,17 @@ def test_the_committed_gallery_is_up_to_date():
     stale += [n for n in fresh if n.endswith(".dot") and not (GALLERY / n).with_suffix(".svg").exists()]
     assert not stale, f"docs/gallery is stale ({', '.join(stale)}): run `make gallery`"
     assert len([n for n in fresh if n.endswith(".dot") and not n.endswith("-full.dot")]) == len(SPECS)
+
+
+def test_the_gallery_draws_squeeze_excitation_as_a_side_branch_meeting_a_mul():
+    dot = (GALLERY / "imagenet-mobilenet_v3_small-full.dot").read_text(encoding="utf-8")
+    assert '"features.4.block.2.scale" [label=<mul>' in dot
+    into = re.findall(r'^\s*"([^"]+)" -> "features\.4\.block\.2\.scale"', dot, re.M)
+    # the scale, from inside the SE cluster, and the block's own tensor from outside it: the depthwise conv's
+    # output, which also feeds the SE's pooling (a fan-out, drawn through one labelled point)
+    assert sorted(into) == ["features.4.block.1.2/fan/96×14×14", "features.4.block.2.scale_activation"]
+    assert re.search(r'"features\.4\.block\.1\.2" -> "features\.4\.block\.1\.2/fan/96×14×14"', dot)
+    assert re.search(r'"features\.4\.block\.1\.2/fan/96×14×14" -> "features\.4\.block\.2\.avgpool"', dot)
 
 
 def test_docs_draw_gives_every_op_family_its_colour():

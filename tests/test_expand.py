@@ -152,6 +152,16 @@ def test_from_an_unknown_or_later_node_is_an_error(tmp_path, ref, message):
     assert caught.value.errors[0].message.startswith(message)
 
 
+@pytest.mark.parametrize("failing", ["{name: a, conv: {out: 4, kernel: 3, stride: \"${'x'}\"}}",  # a fails
+                                     "{name: a, relu: {}}"])                                 # a is fed a failure
+def test_a_from_naming_a_failed_item_is_poisoned_not_told_the_name_is_unknown(tmp_path, failing):
+    with pytest.raises(SpecErrors) as caught:
+        graph_of(tmp_path, HEAD + "input: [4, 8, 8]\nbody:\n  - {conv: {out: 4, kernel: 3, padding: \"${'x'}\"}}\n"
+                 "  - " + failing + "\n  - add: {from: [a, input]}\n")
+    assert [e.message for e in caught.value.errors] == \
+        ["conv: invalid `padding`"] + (["conv: invalid `stride`"] if "stride" in failing else [])
+
+
 MULTISCALE = HEAD + """params: {stages: 3}
 input: [3, 16, 16]
 body:

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netspec.errors import SpecErrors, render
+from netspec.frontend.grammar import MERGES
 from netspec.ops import OPS
 from netspec.pipeline import shaped_network
 
@@ -33,7 +34,10 @@ from conftest import SPECS
 
 # Fast specs (each compiles to a shaped network in < 30 ms) that together use every kind of item: templates,
 # repeat/as, when, from, concat, add, inline seqs, expressions over `in`, expect.
-ZOO = ["lenet", "bn_lenet", "googlenet", "nin", "vgg11", "alexnet", "resnet18", "densenet"]
+# The three torchvision families add chunks and their parts, learnable tensors, permutes, layernorm/linear over
+# the last dim or the channels, names with `-` and sum() in expressions.
+ZOO = ["lenet", "bn_lenet", "googlenet", "nin", "vgg11", "alexnet", "resnet18", "densenet",
+       "imagenet/shufflenet_v2_x1_0", "imagenet/convnext_tiny", "imagenet/regnet_y_400mf"]
 LIBRARIES = sorted(p.name for p in (SPECS / "blocks").glob("*.yaml"))
 SCALE = 20                                 # the slow run's examples per default example
 EXAMPLES = {"data": 340, "text": 150, "random_text": 80, "tokens": 100, "structures": 120, "overrides": 60}  # 850
@@ -174,10 +178,17 @@ def _load(path: Path):
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-ORIGINALS = {name: _load(SPECS / f"{name}.yaml") for name in ZOO}
+def _text(name: str) -> str:
+    """A zoo spec's text as the fuzzed copy needs it: the copy sits beside its libraries, so an imagenet spec's
+    `../blocks/` imports become `blocks/`."""
+    return (SPECS / f"{name}.yaml").read_text(encoding="utf-8").replace("../blocks/", "blocks/")
+
+
+ORIGINALS = {name: yaml.safe_load(_text(name)) for name in ZOO}
 LIBRARY_DATA = {name: _load(SPECS / "blocks" / name) for name in LIBRARIES}
-HOSTS = {lib: next((n for n in ZOO if f"blocks/{lib}" in (SPECS / f"{n}.yaml").read_text()), None)
-         for lib in LIBRARIES}   # a zoo spec that imports the library, to exercise a mutated copy of it
+# A spec that imports the library, to exercise a mutated copy of it: a zoo spec, else one of specs/imagenet/.
+HOSTS = {lib: next((n for n in ZOO + sorted(f"imagenet/{p.stem}" for p in (SPECS / "imagenet").glob("*.yaml"))
+                    if f"blocks/{lib}" in _text(n)), None) for lib in LIBRARIES}
 
 
 @st.composite
@@ -187,15 +198,14 @@ def data_mutations(draw) -> tuple[str, tuple[str, str] | None]:
     libraries = [lib for lib, host in HOSTS.items() if host]
     if draw(st.integers(0, 3)) == 0 and libraries:
         lib = draw(st.sampled_from(libraries))
-        host = (SPECS / f"{HOSTS[lib]}.yaml").read_text(encoding="utf-8")
-        return host, (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
+        return _text(HOSTS[lib]), (lib, _dump(draw(mutated_data(LIBRARY_DATA[lib]))))
     return _dump(draw(mutated_data(ORIGINALS[draw(st.sampled_from(ZOO))]))), None
 
 
 @st.composite
 def text_mutations(draw) -> str:
     """A zoo file edited as lines: duplicated lines repeat keys, cut lines break the syntax."""
-    lines = (SPECS / f"{draw(st.sampled_from(ZOO))}.yaml").read_text(encoding="utf-8").splitlines()
+    lines = _text(draw(st.sampled_from(ZOO))).splitlines()
     for _ in range(draw(st.integers(1, 4))):
         if not lines:
             break
@@ -232,7 +242,12 @@ YAML_TOKENS = ["netspec: 1\n", "name: n\n", "input: [1, 8, 8]\n", "body:\n", "bl
 TYPED = {"int": st.integers(-1, 9), "int2": st.one_of(st.integers(0, 5), st.lists(st.integers(0, 5), max_size=3)),
          "bool": st.booleans(), "float": st.floats(-1, 2), "str": st.sampled_from(["torch", "formula", "tanh", "x"]),
          "padding": st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])), "size": st.integers(1, 9),
-         "floats": st.one_of(st.floats(-2, 2), st.lists(st.floats(-2, 2), max_size=4))}
+         "floats": st.one_of(st.floats(-2, 2), st.lists(st.floats(-2, 2), max_size=4)),
+         "ints": st.lists(st.integers(-2, 4), max_size=5)}
+TYPED["str"] = st.sampled_from(["torch", "formula", "tanh", "x", "last", "channels", "features", "all", "row"])
+# Names and `from:`s that meet: parts of chunks (`h.1`, `h.7`), learnable tensors, names with `-`.
+ITEM_NAMES = ["h", "p", "a-b", "-x", "h.0"]
+REFS = ["h", "h.0", "h.1", "h.7", "p", "p.0", "a-b", "input"]
 
 
 def mostly(usual, rare):
@@ -244,21 +259,27 @@ def mostly(usual, rare):
 @st.composite
 def op_items(draw):
     """An op with arguments that mostly have the right names and types (so that many reach the shape rules)."""
-    name = draw(st.sampled_from(sorted(OPS) + ["x"]))
+    name = draw(mostly(st.sampled_from(sorted(OPS) + ["x"]), st.sampled_from(["chunk", "parameter", "mul"])))
     params = OPS[name].params if name in OPS else {}
     args = {}
     for key in draw(st.lists(st.sampled_from(sorted(params) + ["x"]), max_size=4, unique=True)):
         kind = params[key].type if key in params else "int"
         args[key] = draw(mostly(TYPED[kind], st.one_of(expressions(), SCALARS)))
-    return {name: args} if args else name
+    item = {name: args} if args else name
+    if draw(st.integers(0, 2)) == 0:
+        own = {"chunk": "h", "parameter": "p"}.get(name)  # so that `from: h.1` often meets a chunk
+        item = {name: args or {}, "name": own if own and draw(st.booleans()) else draw(st.sampled_from(ITEM_NAMES))}
+        if draw(st.booleans()):
+            item["from"] = draw(st.one_of(st.sampled_from(REFS), st.lists(st.sampled_from(REFS), max_size=3)))
+    return item
 
 
 def spec_like():
     """Random structures with a spec's outline: random ops (with random arguments) and composites."""
     item = st.recursive(op_items(), lambda inner: st.one_of(
         st.builds(lambda items: {"seq": items}, st.lists(inner, max_size=3)),
-        st.builds(lambda items: {"concat": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
-        st.builds(lambda items: {"add": items}, st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
+        st.builds(lambda merge, items: {merge: items}, st.sampled_from(MERGES),   # concat, add, mul, …
+                  st.lists(st.lists(inner, max_size=2), min_size=1, max_size=3)),
         st.builds(lambda n, items: {"repeat": n, "as": "i", "seq": items}, st.one_of(st.integers(-1, 4),
                                                                                   expressions()),
                   st.lists(inner, max_size=2)),
@@ -285,7 +306,7 @@ def overridden(draw) -> tuple[str, dict]:
     key = mostly(st.sampled_from(own), st.sampled_from(["x", "in", "__class__"]))
     value = mostly(st.one_of(st.integers(-2, 200), st.lists(st.integers(-2, 200), max_size=5)),
                    st.one_of(SCALARS, st.lists(SCALARS, max_size=5), expressions()))
-    return (SPECS / f"{name}.yaml").read_text(encoding="utf-8"), draw(st.dictionaries(key, value, min_size=1,
+    return _text(name), draw(st.dictionaries(key, value, min_size=1,
                                                                                        max_size=3))
 
 

@@ -8,6 +8,8 @@ PyTorch computes (or PyTorch refuses exactly where netspec does).
 
 from __future__ import annotations
 
+import operator
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,18 +38,24 @@ class ShapeRecorder(fx.Interpreter):
 
     def run_node(self, node: fx.Node):
         out = super().run_node(node)
-        if isinstance(out, torch.Tensor):
+        if node.op == "get_attr":  # a learnable tensor: one for the whole batch, with no batch dimension
+            self.shapes[node] = tuple(out.shape)
+        elif isinstance(out, torch.Tensor):
             self.shapes[node] = tuple(out.shape[1:])
+        elif isinstance(out, tuple) and out and all(isinstance(part, torch.Tensor) for part in out):
+            self.shapes[node] = tuple(out[0].shape[1:])  # a chunk: every part has the inferred shape
         return out
 
 
 def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
     """Each graph node's fx node in the compiled model's flat graph (`flat_module`): in graph order, one
     call_module per module op and for a merge the calls of its MergeCall layout (one `cat` of a list; a chain of
-    `add`s, the last one its result).  A network with several outputs ends with the call that packs them into its
-    named tuple, which is no node of the network."""
+    `add`s, the last one its result); a learnable tensor is a get_attr.  The getitems that take a chunk's parts
+    belong to no graph node, and a network with several outputs ends with the call that packs them into its named
+    tuple, which is no node of the network either."""
     packs = lambda n: n.op == "call_function" and isinstance(n.target, type) and issubclass(n.target, tuple)
-    calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output") and not packs(n))
+    calls = iter(n for n in module.graph.nodes if n.op not in ("placeholder", "output") and not packs(n)
+                 and not (n.op == "call_function" and n.target is operator.getitem))
     found = {INPUT: next(n for n in module.graph.nodes if n.op == "placeholder")}
     for node in (n.name for n in shaped.op_nodes()):
         op = shaped.nodes[node].op
@@ -57,7 +65,8 @@ def fx_node_of(module: fx.GraphModule, shaped) -> dict[str, fx.Node]:
                 found[node] = next(calls)
         else:
             found[node] = next(calls)
-            assert (found[node].op, found[node].target) == ("call_module", node)
+            kind = "get_attr" if OPS[op].parameter is not None else "call_module"
+            assert (found[node].op, found[node].target) == (kind, node)
     assert next(calls, None) is None, "fx nodes left over: the walk lost step with the compiled graph"
     return found
 
@@ -95,8 +104,10 @@ def test_the_inferred_parameter_count_is_what_pytorch_allocates(compiled):
 def test_each_nodes_parameter_count_is_its_modules(compiled):
     shaped, module, _, _ = compiled
     modules = dict(module.named_modules())
+    tensors = dict(module.named_parameters())
     for node in (n.name for n in shaped.op_nodes()):
-        own = sum(p.numel() for p in modules[node].parameters()) if node in modules else 0
+        own = sum(p.numel() for p in modules[node].parameters()) if node in modules else \
+            tensors[node].numel() if node in tensors else 0
         assert own == shaped.facts[node].param_count, node
 
 

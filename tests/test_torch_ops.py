@@ -1,6 +1,7 @@
 """The torch side of the op entries against PyTorch, on more arguments than each entry's own example (which
 test_ops_registry.py walks), and the course's BatchNorm (netspec.ops.formula_bn)."""
 
+import functools
 import math
 import operator
 
@@ -9,7 +10,8 @@ import torch
 from torch import nn
 
 from netspec.ops.formula_bn import FormulaBatchNorm
-from netspec.ops import OPS, defaults
+from netspec.ops import OPS, ShapeError, defaults
+from netspec.ops.modules import StochasticDepth
 from netspec.ops.torch_build import ModuleSpec, extra_sources
 
 
@@ -73,6 +75,12 @@ CASES = [
     case("concat", [(6,), (2,), (1,)]),
     case("add", [(3, 4, 4), (3, 4, 4)]),
     case("add", [(10,), (10,), (10,)]),
+    case("mul", [(3, 4, 4), (3, 1, 1)]),
+    case("mul", [(1, 4, 1), (3, 1, 5)]),
+    case("mul", [(10,), (1,), (10,)]),
+    case("hardswish", [(10,)]),
+    case("hardsigmoid", [(3, 4, 4)]),
+    case("stochastic_depth", [(10,)], p=0.2, mode="batch"),
 ]
 MODULE_CASES = [c for c in CASES if OPS[c.values[0]].module is not None]
 
@@ -106,7 +114,7 @@ def test_parameter_count_matches_the_op_tables_count(op, args, shapes):
 @pytest.mark.parametrize("op,args,shapes", MODULE_CASES)
 def test_emitted_source_builds_an_identical_module(op, args, shapes):
     spec = module_spec(op, args, shapes)
-    namespace = {"nn": nn, "FormulaBatchNorm": FormulaBatchNorm}
+    namespace = {"nn": nn, "FormulaBatchNorm": FormulaBatchNorm, "StochasticDepth": StochasticDepth}
     torch.manual_seed(0)
     exec(f"module = {spec.source()}", namespace)
     torch.manual_seed(0)
@@ -210,6 +218,7 @@ PASSED_THROUGH = {
     "leaky_relu": {"negative_slope": "slope"},
     "gelu": {"approximate": "approximate"},
     "dropout": {"p": "p"},
+    "stochastic_depth": {"p": "p", "mode": "mode"},
     "avgpool": {"count_include_pad": "count_include_pad", "ceil_mode": "ceil_mode"},
     "maxpool": {"ceil_mode": "ceil_mode"},
 }
@@ -244,10 +253,36 @@ def test_concat_and_add_functions_compute_cat_on_channels_and_sum():
     assert torch.equal(OPS["add"].function()([a, c, a]), (a + c) + a)
 
 
+def test_mul_is_pytorchs_broadcasting_product_and_refuses_what_pytorch_refuses():
+    a, b, c = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 1, 1), torch.randn(2, 1, 4, 1)
+    assert torch.equal(OPS["mul"].function()([a, b, c]), (a * b) * c)
+    assert OPS["mul"].shape({}, [(3, 1, 5), (1, 4, 1)]) == (3, 4, 5)
+    for shapes in ([(3, 4, 4), (2, 1, 1)], [(3, 4, 4), (3, 1, 1), (3, 2, 1)]):
+        with pytest.raises(RuntimeError):
+            functools.reduce(operator.mul, [torch.zeros(2, *s) for s in shapes])
+        with pytest.raises(ShapeError, match="dimension 0 is 3 vs 2|dimension 1 is 4 vs 1 vs 2") as caught:
+            OPS["mul"].shape({}, shapes)
+        assert caught.value.expected and caught.value.found and caught.value.hint
+
+
+def test_mul_refuses_inputs_of_different_ranks_that_pytorch_would_align_with_the_batch():
+    # [C, H, W] × [W]: PyTorch accepts it batched (the batch meets H when H equals the batch size), which is
+    # never what was meant; the non-batch shapes must have one rank.
+    with pytest.raises(ShapeError, match="differ in rank") as caught:
+        OPS["mul"].shape({}, [(3, 4, 4), (4,)])
+    assert "[C, 1, 1]" in caught.value.hint
+
+
+def test_add_stays_strict_where_mul_broadcasts():
+    with pytest.raises(ShapeError, match="branch shapes differ"):
+        OPS["add"].shape({}, [(3, 4, 4), (3, 1, 1)])
+
+
 def test_merge_calls_name_torch_cat_and_operator_add():
-    concat, add = OPS["concat"].function(), OPS["add"].function()
+    concat, add, mul = OPS["concat"].function(), OPS["add"].function(), OPS["mul"].function()
     assert (concat.target, concat.layout) == (torch.cat, "list_dim")
     assert (add.target, add.layout) == (operator.add, "fold")
+    assert (mul.target, mul.layout) == (operator.mul, "fold")
 
 
 def test_emit_merge_builds_fx_nodes_that_read_like_hand_written_code():

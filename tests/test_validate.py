@@ -108,7 +108,7 @@ def test_an_unknown_kind_still_has_its_as_checked_but_not_its_inline():
 
 def test_the_same_spot_is_not_reported_twice():
     errors = errors_of(NET + "body:\n  - {}\n")
-    assert [e.message for e in errors] == ["the item has no op, template, seq, concat or add"]
+    assert [e.message for e in errors] == ["the item has no op, template, seq, concat, add or mul"]
 
 
 def test_errors_in_templates_and_in_the_body_are_all_reported():

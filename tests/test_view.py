@@ -271,3 +271,18 @@ def test_each_level_opens_more_than_the_one_before(spec):
     pictures = [({i.id for i in level.view.items}, {c.id for c in level.view.clusters}) for level in drawn]
     assert all(a != b and len(a[1]) <= len(b[1]) for a, b in zip(pictures, pictures[1:]))
     assert drawn[-1].depth is None
+
+
+@needs_dot
+def test_each_output_of_a_network_with_several_is_an_entity_linked_to_its_declaration(tmp_path, capsys):
+    out = tmp_path / "aux.html"
+    assert view(capsys, "googlenet", "--set", "aux=true", "-o", str(out))[0] == 0
+    _, data = page_of(out)
+    shaped = netspec.shaped_network("googlenet", {"aux": True})
+    outputs = {e["name"]: e for e in data["entities"] if e["kind"] == "io" and e["op"].startswith("output")}
+    assert list(outputs) == [o.name for o in shaped.network.output_list()]
+    for declared in shaped.network.output_list():
+        entity = outputs[declared.name]
+        assert entity["shape"] == "10" and entity["args"] == [f"from={declared.node}"]
+        assert entity["op"] == ("output (train only)" if declared.train_only else "output")
+        assert entity["links"] and entity["links"][0][2] == declared.mark.line

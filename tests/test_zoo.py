@@ -134,9 +134,10 @@ def test_inferred_parameters_equal_the_compiled_models_parameters_node_by_node(p
     shaped = netspec.shaped_network(path)
     model = meta_model(path)
     assert sum(p.numel() for p in model.parameters()) == shaped.param_count
-    modules = dict(model.named_modules())
+    modules, tensors = dict(model.named_modules()), dict(model.named_parameters())
     for node in (n.name for n in shaped.op_nodes()):
-        own = sum(p.numel() for p in modules[node].parameters()) if node in modules else 0
+        own = sum(p.numel() for p in modules[node].parameters()) if node in modules else \
+            tensors[node].numel() if node in tensors else 0  # a `parameter` node is a tensor, not a module
         assert own == shaped.facts[node].param_count, node
 
 

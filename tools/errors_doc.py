@@ -102,7 +102,7 @@ specs/net.yaml:7:5: error: unknown op or template `batchnrom`
     7 |   - batchnrom
       |     ^
   at: /body/1
-  expected: an op, a block template or seq/concat/add
+  expected: an op, a block template or seq/concat/add/mul
   hint: did you mean `batchnorm`?
 1 error
 ```

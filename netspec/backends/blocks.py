@@ -5,8 +5,10 @@ module) and `pysource.py` (the standalone file), so that the two cannot build di
 A container is every dotted prefix of op node names that is not itself an op node (`layer1`, `layer1.0`,
 `b3.0.1`): template calls, named seqs, repeats, branch lists.  The root container has the path "".  Its
   inputs    values produced outside it and read inside it, ordered by first use (the root: the network input);
-  outputs   its nodes read outside it (by later nodes or the network output), in node order; a container whose
+  outputs   its values read outside it (by later nodes or the network output), in node order; a container whose
             nodes nobody outside reads (a dead branch) returns its last node, so that it still runs;
+A value is a node's name, or `NODE.k` for part k of a node with several outputs (ir.Node.refs): a block that
+reads only one part of a chunk made outside it is given that part, not the whole tuple.
   chain     one input, each child reads only the previous child's output and only the last child's output
             leaves: such a container runs as an nn.Sequential.
 """
@@ -17,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Collection, Mapping
 
-from netspec.ir import INPUT, Network, prefixes
+from netspec.ir import INPUT, Network, prefixes, split_ref
 
 
 @dataclass
@@ -96,8 +98,8 @@ def _wire(network: Network, tree: Mapping[str, Container]) -> None:
     inputs: dict[str, dict[str, None]] = {path: {} for path in tree}
     for reader in network.nodes.values():
         around_reader = around[reader.name]
-        for source in reader.inputs:
-            around_source = around[source]
+        for source in reader.refs():
+            around_source = around[split_ref(source, network.nodes)[0]]
             shared = 0
             while (shared < min(len(around_reader), len(around_source))
                    and around_reader[shared] == around_source[shared]):
@@ -108,8 +110,14 @@ def _wire(network: Network, tree: Mapping[str, Container]) -> None:
                 outputs[path].add(source)
     for path, container in tree.items():
         container.inputs = list(inputs[path])
-        container.outputs = sorted(outputs[path], key=order.__getitem__) or [_last_node(tree, path)]
+        container.outputs = sorted(outputs[path], key=lambda ref: _position(ref, network, order)) \
+            or [_last_node(tree, path)]
     tree[""].inputs = [INPUT]              # the model takes its input even where no node reads it
+
+
+def _position(ref: str, network: Network, order: Mapping[str, int]) -> tuple[int, int]:
+    node, part = split_ref(ref, network.nodes)
+    return order[node], -1 if part is None else part
 
 
 def _last_node(tree: Mapping[str, Container], path: str) -> str:
@@ -127,7 +135,7 @@ def _is_chain(container: Container, tree: Mapping[str, Container], network: Netw
                 return False
             previous = tree[child].outputs[0]
         else:
-            if child not in modules or network.nodes[child].inputs != (previous,):
+            if child not in modules or network.nodes[child].refs() != (previous,):
                 return False
             previous = child
     return container.outputs == [previous]

@@ -21,9 +21,9 @@ from torch import fx, nn
 
 from netspec.backends.blocks import Container, block_tree, class_name
 from netspec.backends.limits import BYTES_PER_PARAM, OutOfMemory, check_param_count, human_size
-from netspec.ir import INPUT, LIST, ShapedNetwork
+from netspec.ir import INPUT, LIST, ShapedNetwork, split_ref
 from netspec.ops import OPS
-from netspec.ops.torch_build import ModuleSpec
+from netspec.ops.torch_build import ModuleSpec, ParameterSpec
 
 
 def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
@@ -37,6 +37,12 @@ def module_specs(shaped: ShapedNetwork) -> dict[str, ModuleSpec]:
         if spec is not None:
             specs[node.name] = spec
     return specs
+
+
+def parameter_specs(shaped: ShapedNetwork) -> dict[str, ParameterSpec]:
+    """The learnable tensor of every `parameter` node, by dotted name, in node order."""
+    return {node.name: OPS[node.op].parameter(node.args) for node in shaped.op_nodes()
+            if OPS[node.op].parameter is not None}
 
 
 def can_overwrite_input(shaped: ShapedNetwork, node: str) -> bool:
@@ -68,27 +74,38 @@ def block_graph(shaped: ShapedNetwork, specs: dict[str, ModuleSpec], tree: dict[
     names = ["x"] if len(block.inputs) == 1 else [f"x{i}" for i in range(len(block.inputs))]
     values: dict[str, fx.Node] = {src: graph.placeholder(name) for src, name in zip(block.inputs, names)}
     skipped = frozenset() if training else shaped.network.train_only_nodes()
+
+    def value(ref: str) -> fx.Node:
+        """The fx node of a value: part k of a chunk made in this block is a getitem, made at its first use."""
+        if ref not in values:
+            node, part = split_ref(ref, shaped.nodes)
+            values[ref] = graph.call_function(operator.getitem, (values[node], part))
+        return values[ref]
+
     for child in block.children:
         if skipped and all(node in skipped for node in _nodes_in(tree, child)):
             continue
         if child in tree:
             sub = tree[child]
-            call = graph.call_module(block.local(child), tuple(values[src] for src in sub.inputs))
+            call = graph.call_module(block.local(child), tuple(value(src) for src in sub.inputs))
             outs = [out for out in sub.outputs if out not in skipped]
             if len(outs) == 1:
                 values[outs[0]] = call
             else:
                 values.update((out, graph.call_function(operator.getitem, (call, i))) for i, out in enumerate(outs))
             continue
-        args = [values[src] for src in shaped.nodes[child].inputs]
+        node = shaped.nodes[child]
+        args = [value(src) for src in node.refs()]
         if child in specs:
             values[child] = graph.call_module(block.local(child), tuple(args))
+        elif OPS[node.op].parameter is not None:
+            values[child] = graph.get_attr(block.local(child))
         else:
-            values[child] = OPS[shaped.nodes[child].op].function().emit(graph, args)
+            values[child] = OPS[node.op].function().emit(graph, args)
     if not block.path:
-        graph.output(network_outputs(shaped, graph, values, training))
+        graph.output(network_outputs(shaped, graph, value, training))
         return graph
-    outputs = [values[out] for out in block.outputs if out not in skipped]
+    outputs = [value(out) for out in block.outputs if out not in skipped]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return graph
 
@@ -106,12 +123,13 @@ def _nodes_in(tree: dict[str, Container], child: str) -> list[str]:
     return [node for sub in tree[child].children for node in _nodes_in(tree, sub)]
 
 
-def network_outputs(shaped: ShapedNetwork, graph: fx.Graph, values: dict, training: bool):
+def network_outputs(shaped: ShapedNetwork, graph: fx.Graph, value, training: bool):
     """What the model returns: a list for a feature extractor; else the one active output alone, or a named
-    tuple of the active outputs (torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1) in training)."""
+    tuple of the active outputs (torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1) in training).
+    `value(ref)`: the fx node of a value."""
     network = shaped.network
     active = network.active_outputs(training)
-    nodes = [values[out.node] for out in active]
+    nodes = [value(out.node) for out in active]
     if network.returns == LIST:
         return nodes
     if len(nodes) == 1:
@@ -252,6 +270,7 @@ class _Build:
     shaped: ShapedNetwork
     specs: dict[str, ModuleSpec]
     tree: dict[str, Container]
+    tensors: dict[str, ParameterSpec]
     codes: dict = field(default_factory=dict)           # generated code by graph structure, for this build
     graphs: list[fx.Graph] = field(default_factory=list)
 
@@ -265,6 +284,8 @@ class _Build:
                 children[block.local(child)] = self.module(child)
             elif child in self.specs:
                 children[block.local(child)] = self.specs[child].build()
+            elif child in self.tensors:
+                children[block.local(child)] = self.tensors[child].build()
         if block.chain:
             sequential = nn.Sequential()
             for name, module in children.items():
@@ -281,7 +302,9 @@ class _Build:
             self.graphs.append(train)
             return module
         self.graphs.append(block_graph(self.shaped, self.specs, self.tree, block, self.codes))
-        # A dict root: fx installs each call_module target, in graph order, which is child order.
+        # A dict root: fx installs each call_module and get_attr target, in graph order, which is child order;
+        # a learnable tensor becomes a parameter of the block, which PyTorch's state_dict lists before the
+        # block's children (as it does torchvision's ConvNeXt layer_scale).
         return BlockModule(children, self.graphs[-1], class_name=block.name)
 
 
@@ -310,7 +333,7 @@ def to_graph_module(shaped: ShapedNetwork, max_params: int | None = None) -> fx.
     out of memory anyway."""
     check_param_count(shaped.param_count, max_params)
     specs = module_specs(shaped)
-    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs))
+    build = _Build(shaped, specs, block_tree(shaped.network, class_name(shaped.name), specs), parameter_specs(shaped))
     try:
         with _gc_paused():
             module = build.module("")

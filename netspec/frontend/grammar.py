@@ -24,8 +24,11 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "netspec.schem
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NAME_RULE = "a name: letters, digits and _, not starting with a digit"  # NAME_PATTERN in words
 # An item's `name:` (as evaluated, when it is an expression): a name, or a plain number like the unnamed items'.
-ITEM_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
-ITEM_NAME_RULE = "letters, digits and _ (not starting with a digit), or a plain number"
+# `-` is allowed after the first character (torchvision's RegNet has `block1-0`): an item's name is a module path
+# segment, never an expression's variable, so it need not be a Python identifier (the backends fall back to
+# getattr/add_module where it is not one).
+ITEM_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$")
+ITEM_NAME_RULE = "letters, digits, _ and - (starting with a letter or _), or a plain number"
 SEQ = "seq"
 # Each modifier with its JSON Schema and description (the schema's item properties, in this order).
 MODIFIER_SCHEMAS = {

@@ -36,8 +36,9 @@ from netspec.pipeline import read, shape_documents, shaped_network
 
 MAX_RANKS = 55      # the longest input → output chain of boxes
 MAX_ITEMS = 100
-# Also drawn at full depth (NAME-full.svg), to show what the one-page picture collapses: Inception's four paths.
-FULL_DEPTH_EXTRAS = ("googlenet.yaml",)
+# Also drawn at full depth (NAME-full.svg), to show what the one-page picture collapses: Inception's four paths,
+# and MobileNetV3's squeeze-excitation, a side branch meeting the block's tensor at a `mul`.
+FULL_DEPTH_EXTRAS = ("googlenet.yaml", "imagenet/mobilenet_v3_small.yaml")
 VIEW = "view"                       # the screenshots' folder in the gallery
 SHOT = {"width": 1100, "height": 640}
 SHOT_COLOURS = 96                   # a palette PNG of a diagram loses nothing visible and is a third the size

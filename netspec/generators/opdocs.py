@@ -21,7 +21,8 @@ def render_ops_markdown() -> str:
         lines.append(f"### {family}\n")
         for op in (o for o in OPS.values() if o.family == family):
             arity = "one input" if op.max_inputs == 1 else f"{op.min_inputs} or more inputs"
-            lines.append(f"#### `{op.name}`\n\n{op.doc} ({arity})\n")
+            train_only = " Train-only: the identity in eval." if op.train_only else ""
+            lines.append(f"#### `{op.name}`\n\n{op.doc} ({arity}){train_only}\n")
             if not op.params:
                 lines.append("No parameters: write it as a bare name, e.g. `- " + op.name + "`.\n")
                 continue

@@ -13,6 +13,7 @@ from netspec.frontend.grammar import (LINT_SCHEMA, MODIFIER_SCHEMAS, NAME_PATTER
                                       takes_branches)
 from netspec.frontend.formats import CURRENT, READABLE
 from netspec.ops import OPS, Param
+from netspec.ops.base import MAX_RANK
 
 SCHEMA_ID = "https://netspec.dev/schema/netspec.schema.json"
 
@@ -36,6 +37,7 @@ def _param_schema(param: Param) -> dict:
         "padding": [integer, pair, {"enum": ["same", "valid"]}, expr],
         "size": [integer, pair, {"type": "null"}, expr],
         "floats": [number, {"type": "array", "minItems": 1, "items": {"anyOf": [number, expr]}}, expr],
+        "ints": [{"type": "array", "items": {"anyOf": [integer, expr]}, "minItems": 1, "maxItems": MAX_RANK}, expr],
     }[param.type]
     default = "" if param.required else f" Default: {json.dumps(param.default)}."
     schema = {"description": f"{param.doc}.{default}".replace("..", "."), "anyOf": shapes}
@@ -194,7 +196,7 @@ def _item_defs(item_props: dict) -> dict:
     return {
         "item": _d({"anyOf": [_d({"type": "string"}, "an op or template with no arguments, e.g. `relu`"),
                               {"$ref": "#/$defs/item_map"}]}, "one step of a network or block"),
-        "item_map": _d(item_map, "an op, template call, seq, concat or add, with optional name/from/when/repeat"),
+        "item_map": _d(item_map, "an op, template call, seq or merge (concat, add, mul…), with optional name/from/when/repeat"),
         "seq": _d({"type": "array", "items": {"$ref": "#/$defs/item"}}, "items applied one after another"),
         "branches": _d({"type": "array", "minItems": 1, "items": {"anyOf": [
             {"$ref": "#/$defs/seq"}, {"$ref": "#/$defs/item"}]}},

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from netspec.ops import activation, conv, linear, merge, norm, pool, regularize, reshape
+from netspec.ops import activation, conv, linear, merge, norm, parameter, pool, regularize, reshape
 from netspec.ops.base import (PARAM_TYPES, ArgError, Args, Example, Family, Op, Param, Shape, ShapeError, check_arg,
                               defaults, pair)
 
@@ -42,5 +42,5 @@ def assemble(families: Iterable[Family], ops: Iterable[Op]) -> tuple[Mapping[str
 # Two orders, both user-visible.  Families in the diagrams' legend order; ops in the order of the JSON Schema
 # and docs/ops.md, which is the family files' order below, each file's entries in its own order.
 FAMILIES, OPS = assemble(
-    (m.FAMILY for m in (conv, norm, activation, pool, linear, merge, reshape, regularize)),
-    (op for m in (conv, linear, norm, activation, regularize, pool, reshape, merge) for op in m.OPS))
+    (m.FAMILY for m in (conv, norm, activation, pool, linear, merge, reshape, regularize, parameter)),
+    (op for m in (conv, linear, norm, activation, regularize, pool, reshape, merge, parameter) for op in m.OPS))

@@ -34,6 +34,8 @@ OPS = [
         "approximate": P("str", "none", "none or tanh", choices=("none", "tanh")),
     }, torch_args=(("approximate", "approximate"),)),
     _activation("silu", "x·sigmoid(x) (swish).", "SiLU"),
+    _activation("hardswish", "x·relu6(x + 3)/6, as in MobileNetV3.", "Hardswish"),
+    _activation("hardsigmoid", "relu6(x + 3)/6, as in MobileNetV3's squeeze-excitation.", "Hardsigmoid"),
     # dim 1 of the batched tensor: features or channels.
     Op("softmax", "Softmax over the features/channels (dim 1 of the batched tensor).", "activation", {},
        same_shape, lambda a: "softmax", _EXAMPLE, module=lambda a, i: ModuleSpec(nn.Softmax, (), {"dim": 1})),

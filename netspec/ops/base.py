@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Union
 
-from netspec.ops.torch_build import MergeCall, ModuleSpec
+from netspec.ops.torch_build import MergeCall, ModuleSpec, ParameterSpec
 
 Shape = tuple[int, ...]
 Args = Mapping[str, object]
@@ -39,9 +39,11 @@ class Param:
 
 
 # int2: an int or a pair [h, w]; padding: int2 or "same"/"valid"; size: int2 or null; floats: a number or a list of
-# numbers (one per channel).
-PARAM_TYPES = ("int", "float", "bool", "str", "int2", "padding", "size", "floats")
+# numbers (one per channel); ints: a list of 1 to MAX_RANK ints (dims, a shape).
+PARAM_TYPES = ("int", "float", "bool", "str", "int2", "padding", "size", "floats", "ints")
 MAX_FLOATS = 10_000  # numbers in one `floats` argument (one per channel; the zoo's widest layer has 4,096)
+# The most dimensions a shape (without the batch) may have, and so the most elements an `ints` param holds.
+MAX_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,11 @@ Builder = Callable[[Args, list[Shape]], ModuleSpec]
 
 @dataclass(frozen=True)
 class Op:
-    """Everything about one op.  The torch side is exactly one of two builders, called only by the torch backend
-    (so the entry itself imports without torch): `module(args, in_shapes)` gives the ModuleSpec of the op's
-    nn.Module for its checked args and input shapes; `function()` gives the MergeCall of a merge done as fx
-    call_function nodes (and eagerly)."""
+    """Everything about one op.  The torch side is exactly one of three builders, called only by the torch
+    backend (so the entry itself imports without torch): `module(args, in_shapes)` gives the ModuleSpec of the
+    op's nn.Module for its checked args and input shapes; `function()` gives the MergeCall of a merge done as fx
+    call_function nodes (and eagerly); `parameter(args)` gives the ParameterSpec of a learnable tensor, which
+    reads no input and is an attribute of its block (an fx get_attr node) with its own state_dict key."""
 
     name: str
     doc: str
@@ -84,6 +87,7 @@ class Op:
     example: Example
     module: Builder | None = None
     function: Callable[[], MergeCall] | None = None
+    parameter: Callable[[Args], ParameterSpec] | None = None
     count_params: Callable[[Args, list[Shape]], int] = lambda args, ins: 0
     # Multiply-accumulates: counted for conv, conv_transpose and linear only (the convention behind
     # torchvision's published GMACs); every other op counts 0.  See docs/ops.md.
@@ -99,17 +103,38 @@ class Op:
     # Whether the op's module may overwrite its input (built with `inplace=True`) where its input is fresh and
     # read by nothing else: what hand-written PyTorch does for ReLU, saving one activation buffer per ReLU.
     in_place: bool = False
+    # Several outputs (chunk): the number of parts for these args, each of the shape `shape` gives; a spec reads
+    # part k of node `x` as `from: x.k`.  None: one output.
+    outputs: Callable[[Args], int] | None = None
+    # Whether the op is elementwise over inputs broadcast as PyTorch broadcasts (aligned on the right), so that an
+    # input without the batch dimension (a `parameter`) is well defined; every other op refuses such an input.
+    broadcasts: bool = False
+    # Whether the op acts only in training: in eval its module returns its input unchanged (dropout,
+    # stochastic_depth).  Such an op has no weights, keeps its input's shape and counts no MACs, and its output
+    # is never fresh (in eval it *is* the input).  The registry test checks all of that on the example; docs
+    # and diagrams mark it.
+    train_only: bool = False
 
     def __post_init__(self):
-        if (self.module is None) == (self.function is None):
-            raise ValueError(f"op {self.name!r}: give exactly one of `module` and `function`")
+        if sum(b is not None for b in (self.module, self.function, self.parameter)) != 1:
+            raise ValueError(f"op {self.name!r}: give exactly one of `module`, `function` and `parameter`")
         if self.min_inputs < 1 or (self.max_inputs and self.max_inputs < self.min_inputs):
             raise ValueError(f"op {self.name!r}: inputs must be min_inputs ≥ 1 and max_inputs ≥ min_inputs "
                              f"(or 0 for any number), not {self.min_inputs}..{self.max_inputs}")
+        if self.parameter is not None and (self.min_inputs, self.max_inputs) != (1, 1):
+            raise ValueError(f"op {self.name!r}: a parameter reads no input; leave min_inputs and max_inputs alone")
         if self.in_place and self.module is None:
             raise ValueError(f"op {self.name!r}: only an op with a module can be built in place")
+        if self.train_only and (self.module is None or self.in_place or self.fresh_output is not False):
+            raise ValueError(f"op {self.name!r}: a train-only op has a module, is not built in place and its output "
+                             "is not fresh (in eval it is the input)")
         if not self.doc or any(not p.doc for p in self.params.values()):
             raise ValueError(f"op {self.name!r}: the op and each of its params need a doc")
+
+    @property
+    def reads_input(self) -> bool:
+        """False for a learnable tensor (`parameter`), whose node has no inputs."""
+        return self.parameter is None
 
     def is_fresh(self, args: Args) -> bool:
         """`fresh_output` for these args."""
@@ -222,6 +247,13 @@ def check_arg(param: Param, value: object) -> object:
             raise ArgError("a finite number", describe(value))
         _bounds(param, number)
         return number
+    if kind == "ints":
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_RANK or \
+                any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ArgError(f"a list of 1 to {MAX_RANK} ints", describe(value))
+        for v in value:
+            _bounds(param, v)
+        return list(value)
     if kind == "int" or (kind in ("int2", "padding", "size") and not isinstance(value, (list, tuple))):
         if isinstance(value, bool) or not isinstance(value, int):
             expected = "an int" if kind == "int" else "an int or [h, w]" + (", 'same' or 'valid'" if kind == "padding" else "")
@@ -270,7 +302,7 @@ def show(shape: Shape) -> str:
 
 def need_rank(op: str, shape: Shape, ranks: tuple[int, ...]) -> None:
     if len(shape) not in ranks:
-        want = " or ".join({1: "[features]", 3: "[channels, height, width]"}[r] for r in ranks)
+        want = " or ".join({1: "[features]", 3: "[channels, height, width]"}.get(r, f"rank-{r}") for r in ranks)
         raise ShapeError(f"{op} needs a {want} input", expected=want, found=show(shape),
                          hint="add `flatten` before a linear layer" if ranks == (1,) else None)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from netspec.ops.base import Args, Example, Family, Op, Param as P, Shape, ShapeError, need_rank
+from netspec.ops.base import Args, Example, Family, Op, Param as P, Shape, ShapeError, need_rank, show
 from netspec.ops.torch_build import ModuleSpec, nn
 
 FAMILY = Family("norm", "norm", "#fdf1c7", "#b8972f")
@@ -43,10 +43,29 @@ def _batchnorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
     return ModuleSpec(nn.BatchNorm2d if image else nn.BatchNorm1d, (ins[0][0],), common)
 
 
+def _layernorm_shape(args: Args, ins: list[Shape]) -> Shape:
+    (x,) = ins
+    if args["over"] == "all":
+        need_rank("layernorm", x, (1, 3))
+    elif args["over"] == "channels" and len(x) < 2:
+        raise ShapeError(f"layernorm over channels needs a [channels, …] input with positions, not {show(x)}",
+                         expected="[channels, height, width] (or any [C, …] of rank ≥ 2)", found=show(x),
+                         hint="use `over: last` (or the default) on [features]")
+    return x
+
+
+def _layernorm_normalized(args: Args, x: Shape) -> tuple[int, ...]:
+    """The shape normalized over, which is also the shape of the affine weight and bias."""
+    return {"all": tuple(x), "last": (x[-1],), "channels": (x[0],)}[args["over"]]
+
+
 def _layernorm_module(args: Args, ins: list[Shape]) -> ModuleSpec:
-    # Normalizes over every non-batch dim, so the affine weights have the input's full per-sample shape.
-    return ModuleSpec(nn.LayerNorm, (tuple(ins[0]),),
-                      (("eps", args["eps"]), ("elementwise_affine", args["affine"])))
+    kwargs = (("eps", args["eps"]), ("elementwise_affine", args["affine"]))
+    if args["over"] == "channels":
+        from netspec.ops.modules import ChannelLayerNorm  # imports torch: only when a module is wanted
+        return ModuleSpec(ChannelLayerNorm, (ins[0][0],), kwargs)
+    normalized = _layernorm_normalized(args, ins[0])
+    return ModuleSpec(nn.LayerNorm, (normalized if args["over"] == "all" else normalized[0],), kwargs)
 
 
 def _affine_values(args: Args, channels: int) -> dict[str, list[float]]:
@@ -100,12 +119,17 @@ OPS = [
        # tensor ops whose saved tensors nobody has checked, so it is not vouched for.
        fresh_output=lambda a: a["impl"] == "torch",
        example=Example([(6, 5, 5)], {"eps": 1e-3, "momentum": 0.2})),
-    Op("layernorm", "Layer normalization over all non-batch dimensions (nn.LayerNorm).", "norm", {
+    Op("layernorm", "Layer normalization (nn.LayerNorm): by default over all non-batch dimensions; `over: last` "
+       "over the last dim of any shape (ConvNeXt's block, after a permute); `over: channels` over the channels "
+       "of [C, H, W] at each position (torchvision's LayerNorm2d).", "norm", {
         "eps": _EPS,
         "affine": P("bool", True, "learnable elementwise scale and shift"),
-    }, _norm_shape("layernorm"), lambda a: "layernorm",
-       count_params=lambda a, i: 2 * math.prod(i[0]) if a["affine"] else 0, module=_layernorm_module,
-       example=Example([(6, 4, 4)])),
+        "over": P("str", "all", "the dims normalized, which the affine weights have: all (every non-batch dim of "
+                  "[features] or [C, H, W]), last (the last dim, any shape) or channels (dim 0 of [C, …])",
+                  choices=("all", "last", "channels")),
+    }, _layernorm_shape, lambda a: "layernorm" + ("" if a["over"] == "all" else f" over {a['over']}"),
+       count_params=lambda a, i: 2 * math.prod(_layernorm_normalized(a, i[0])) if a["affine"] else 0,
+       module=_layernorm_module, example=Example([(6, 4, 4)], {"over": "channels", "eps": 1e-6})),
     Op("groupnorm", "Group normalization over channel groups (nn.GroupNorm).", "norm", {
         "groups": P("int", required=True, doc="number of channel groups; must divide the channels", minimum=1),
         "eps": _EPS,

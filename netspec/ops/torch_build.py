@@ -107,6 +107,22 @@ def extra_sources(classes: Iterable[type]) -> str:
 
 
 @dataclass(frozen=True)
+class ParameterSpec:
+    """A learnable tensor: its shape (no batch dimension: it is one tensor for the whole batch, broadcast where it
+    is used) and the value every element starts at.  Like ModuleSpec, it both builds the tensor and writes its
+    source."""
+
+    shape: tuple[int, ...]
+    fill: float
+
+    def build(self):
+        return nn.Parameter(torch.full(tuple(self.shape), float(self.fill)))
+
+    def source(self) -> str:
+        return f"nn.Parameter(torch.full({tuple(self.shape)!r}, {float(self.fill)!r}))"
+
+
+@dataclass(frozen=True)
 class MergeCall:
     """How a merge op runs: a function `target` applied over its inputs in one of two layouts.
 

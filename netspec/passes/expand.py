@@ -17,9 +17,9 @@ from typing import Mapping
 from netspec.errors import Mark, Note, SpecError, SpecErrors, did_you_mean
 from netspec.frontend.grammar import ITEM_NAME, ITEM_NAME_RULE
 from netspec.frontend.param_types import check_type, show
-from netspec.frontend.syntax import (Arg, Branch, Branches, Item, OutputDecl, Seq, Spec, Template, TemplateCall,
-                                     Value)
-from netspec.ir import INPUT, OUTPUT, Network, Node, Output, Scope, build_network
+from netspec.frontend.syntax import (Arg, Branch, Branches, Item, OpCall, OutputDecl, Seq, Spec, Template,
+                                     TemplateCall, Value)
+from netspec.ir import INPUT, OUTPUT, Network, Node, Output, Scope, build_network, part_ref
 from netspec.ops import OPS, ArgError, ShapeError, check_arg, defaults
 from netspec.ops.base import check_size, describe, shown
 from netspec.passes.context import (MAX_NODES, MAX_SCOPE_DEPTH, MAX_TEMPLATE_DEPTH, Budget, Ctx, Failed,
@@ -64,8 +64,13 @@ class _Walker:
             raise SpecErrors(built.errors + list(stop.errors)) from None
         if built.errors:
             raise SpecErrors(_first_of_each(built.errors))
-        ends = tuple(o.node for o in outputs) if outputs else (out,)
-        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, ends, spec.body_mark)
+        ends = [o.node for o in outputs] if outputs else [out]
+        try:  # located at the item that makes the output (its last, unless a `when:` skipped it)
+            producer = built.nodes.get(out) or built.nodes.get(out.rpartition(".")[0])
+            inputs, parts = self.node_inputs(None, ends, producer.mark if producer else spec.body_mark, ctx)
+        except Failed as failed:
+            raise SpecErrors(list(failed.errors)) from None
+        built.nodes[OUTPUT] = Node(OUTPUT, OUTPUT, _NO_ARGS, inputs, spec.body_mark, parts=parts)
         return build_network(list(built.nodes.values()), name=spec.name, doc=spec.doc, file=spec.file,
                              params=MappingProxyType(dict(spec.params)), input_shape=built.shapes[INPUT],
                              expect=spec.expect, train=MappingProxyType(dict(spec.train)),
@@ -159,7 +164,16 @@ class _Walker:
             raise
         except Failed as failed:
             self.built.errors += failed.errors
+            self.register_failed(item, ctx)
             return ERROR
+
+    def register_failed(self, item: Item, ctx: Ctx) -> None:
+        """A failed item's literal name stands for ERROR further down its seq, so a `from:` that names it is
+        poisoned like any item it feeds, rather than told that the name is unknown (a cascade)."""
+        name = item.mods.name
+        if name is not None and isinstance(name.raw, (str, int)) and not isinstance(name.raw, bool) \
+                and not is_expression(name.raw) and ITEM_NAME.match(str(name.raw)):
+            self.names.register(str(name.raw), ERROR)
 
     def _item(self, item: Item, ctx: Ctx, inp: str, number: int, path: tuple[str, ...] | None = None) -> str:
         """`path` given: the item is a template's body and takes the call's path instead of a name of its own."""
@@ -288,6 +302,9 @@ class _Walker:
     def sources(self, item: Item, ctx: Ctx, inp: str) -> list[str]:
         """The item's inputs: its `from:` (also accepted inside a merge op's mapping), else the previous output."""
         refs = item.mods.from_
+        if isinstance(item, OpCall) and not OPS[item.op].reads_input and refs is not None:
+            ctx.fail(f"`{item.op}` reads no input, so it takes no `from:`", refs.mark,
+                     hint="a learnable tensor is used by naming it in a merge: `mul: {from: [scale, x]}`")
         if refs is None:
             return [inp]
         entries = refs.parts if refs.parts is not None else (refs,)
@@ -309,7 +326,61 @@ class _Walker:
                 ctx.fail("a `from:` expression must give a node's name", ref.mark,
                          expected="a name (text or a number)", found=describe(name))
             name = str(name)
+        node, _, part = name.rpartition(".")
+        if node and part.isdigit() and self.names.find(name) is None and self.names.find(node) is not None:
+            return self.part(self.names.resolve(node, ref.mark, ctx), node, int(part), ref.mark, ctx)
         return self.names.resolve(name, ref.mark, ctx)
+
+    def part(self, source: str, written: str, part: int, mark: Mark, ctx: Ctx) -> str:
+        """`from: halves.1`: part 1 of the node `halves` stands for, which must have several outputs."""
+        if source in self.built.failed:
+            return source
+        node = self.built.nodes.get(source)
+        count = self.output_count(source)
+        if count is None:
+            what = f"a `{node.op}` node" if node is not None else "no op node"
+            ctx.fail(f"`from: {written}.{part}` names a part of `{written}`, which is {what} with one output",
+                     mark, expected="a part of a node with several outputs (a `chunk`), or a node's name",
+                     found=f"`{written}.{part}`", hint=f"write `from: {written}` for its output")
+        if part >= count:
+            ctx.fail(f"`from: {written}.{part}`: `{written}` has {count} parts, numbered from 0", mark,
+                     expected=" or ".join(f"`{written}.{k}`" for k in range(min(count, 4))) + (" …" if count > 4 else ""),
+                     found=f"`{written}.{part}`")
+        return part_ref(source, part)
+
+    def output_count(self, source: str) -> int | None:
+        """How many parts node `source` has; None for a node with one output."""
+        node = self.built.nodes.get(source)
+        if node is None or not node.is_op or OPS[node.op].outputs is None:
+            return None
+        return OPS[node.op].outputs(node.args)
+
+    def node_inputs(self, op, sources: list[str], mark: Mark, ctx: Ctx) -> tuple[tuple[str, ...], tuple]:
+        """A node's inputs and the part it reads of each (see ir.Node), checking that a node with several outputs
+        is read part by part and that a learnable tensor (no batch dimension) only feeds an op that broadcasts it
+        against a batched input.  `op` None: the network's output."""
+        inputs, parts = [], []
+        for source in sources:
+            node, part = (source, None) if source in self.built.nodes or source in self.built.failed else \
+                (source.rpartition(".")[0], int(source.rpartition(".")[2]))
+            if part is None and self.output_count(node) is not None:
+                short = node.rpartition(".")[2]
+                ctx.fail(f"`{short}` has {self.output_count(node)} outputs; "
+                         + ("the network's output" if op is None else f"`{op.name}`") + " must read one of them",
+                         mark, expected=f"`from: {short}.0` … `from: {short}.{self.output_count(node) - 1}`",
+                         found=f"`{short}` (all its parts)", hint="name the chunk and read its parts with `from:`")
+            inputs.append(node)
+            parts.append(part)
+        tensors = [s for s in inputs if s in self.built.nodes and self.built.nodes[s].op == "parameter"]
+        if tensors and (op is None or not op.broadcasts or len(tensors) == len(inputs)):
+            short = tensors[0].rpartition(".")[2]
+            ctx.fail(f"the learnable tensor `{short}` has no batch dimension, so "
+                     + ("it cannot be the network's output" if op is None else f"`{op.name}` cannot read it"
+                        if not op.broadcasts else f"`{op.name}` must also read a tensor that has one"), mark,
+                     expected="an elementwise merge (`mul`, `add`) of the tensor with a batched one",
+                     found=", ".join(f"`{s.rpartition('.')[2]}`" for s in inputs) if op else f"`{short}`",
+                     hint="`mul: {from: [" + short + ", x]}` scales x by it")
+        return tuple(inputs), (tuple(parts) if any(p is not None for p in parts) else ())
 
     # ── ops and templates ─────────────────────────────────────────────────────────────────────────────────────
     def op(self, name: str, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, path, sources: list[str]) -> str:
@@ -321,12 +392,15 @@ class _Walker:
         if op.max_inputs and len(sources) > op.max_inputs:
             ctx.fail(f"`{name}` takes one input, but `from:` names {len(sources)}", mark)
         node = self.paths.claim(path, mark, ctx)
-        if any(s in self.built.failed for s in sources):
+        if not op.reads_input:
+            sources = []
+        inputs, parts = self.node_inputs(op, sources, mark, ctx)
+        if any(s in self.built.failed for s in inputs):
             self.built.failed.add(node)
             raise Failed
         if len(self.built.nodes) >= MAX_NODES:
             ctx.fail(f"the network has more than {MAX_NODES:,} nodes", mark)
-        self.built.nodes[node] = Node(node, name, MappingProxyType(checked), tuple(sources), mark, ctx.lint_ignore)
+        self.built.nodes[node] = Node(node, name, MappingProxyType(checked), inputs, mark, ctx.lint_ignore, parts)
         return node
 
     def op_args(self, op, args: Mapping[str, Arg], mark: Mark, ctx: Ctx, inp: str) -> dict:

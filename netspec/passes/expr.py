@@ -304,5 +304,17 @@ def _round(number: object, digits: object = None) -> object:
     return round(number, digits)
 
 
-# The whitelist's functions: Python's own, but for a round() whose digits are bounded.
-_FUNCTIONS = MappingProxyType({name: _round if name == "round" else getattr(builtins, name) for name in FUNCTIONS})
+def _sum(*args: object) -> object:
+    """sum() of one list of numbers: the total of per-stage depths, for a block's index in the whole network
+    (ConvNeXt's stochastic-depth ramp).  No start value and no lists of lists: `sum(lists, [])` would concatenate
+    before any bound could look at the result."""
+    values = args[0] if len(args) == 1 else None
+    if not isinstance(values, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                                    for v in values):
+        raise TypeError("sum() takes one list of numbers")
+    return sum(values)
+
+
+# The whitelist's functions: Python's own, but for a round() whose digits are bounded and a sum() of numbers.
+_SPECIAL = {"round": _round, "sum": _sum}
+_FUNCTIONS = MappingProxyType({name: _SPECIAL.get(name) or getattr(builtins, name) for name in FUNCTIONS})

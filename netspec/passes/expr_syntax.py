@@ -29,7 +29,7 @@ IN = "\u026a\u0274"
 IN_ATTRS = ("channels", "height", "width", "features", "shape")
 IN_LIST = ", ".join(f"in.{attr}" for attr in IN_ATTRS)
 CONSTANTS = MappingProxyType({"true": True, "false": False, "null": None})  # as YAML users type them
-FUNCTIONS = ("abs", "bool", "float", "int", "len", "max", "min", "round")  # the only names that may be called
+FUNCTIONS = ("abs", "bool", "float", "int", "len", "max", "min", "round", "sum")  # the only names that may be called
 _IN_WORD = re.compile(r"\bin\b")
 _BRACE_TOKENS = re.compile(r"""'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|[{}]""")  # quoted strings and braces
 

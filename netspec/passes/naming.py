@@ -58,6 +58,12 @@ class Namespace:
             self.top.names[name] = out
         return out
 
+    def find(self, ref: str) -> str | None:
+        """The node a visible name stands for, or None."""
+        if ref == "input":
+            return ref
+        return next((frame.names[ref] for frame in reversed(self.frames) if ref in frame.names), None)
+
     def resolve(self, ref: str, mark: Mark, ctx: Ctx) -> str:
         """The node a `from:` name stands for."""
         if ref == "input":

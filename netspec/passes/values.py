@@ -30,7 +30,10 @@ class Built:
     items: dict[str, str] = field(default_factory=dict)   # every item's dotted path → its output node
 
     def shape_of(self, node: str) -> tuple[int, ...]:
-        """The inferred shape of an already built node, inferring (in build order) what is not known yet."""
+        """The inferred shape of an already built node (or of a part of one, `NODE.k`: every part of a chunk has
+        the node's shape), inferring (in build order) what is not known yet."""
+        if node not in self.nodes and node not in self.failed:
+            node = node.rpartition(".")[0]
         if node in self.failed:
             raise Failed
         if node not in self.shapes:

@@ -160,6 +160,13 @@ class _Entities:
             return [label, files[mark.file], mark.line] if mark is not None and mark.file in files else None
 
         net, facts = self.shaped.network, self.shaped.facts
+        if kind == "node" and key.startswith(OUTPUT + "/"):  # one of several outputs: the box view.py draws
+            out = next(o for o in net.output_list() if o.name == key.removeprefix(OUTPUT + "/"))
+            row = {"name": out.name, "kind": "io", "op": "output (train only)" if out.train_only else "output",
+                   "args": [f"from={out.node}"], "shape": show_shape(facts[out.node].shape), "params": 0,
+                   "macs": 0, "count": 1, "diff": None}
+            row["links"] = [x for x in [link("output", out.mark or net.nodes[OUTPUT].mark)] if x is not None]
+            return row
         if kind == "node":
             node, fact = net.nodes[key], facts[key]
             calls = [s for s in reversed(scopes_of(net.scopes, key)) if s.kind == "template"]
