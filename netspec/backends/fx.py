@@ -362,14 +362,12 @@ def forward_code(module: fx.GraphModule) -> str:
 
 
 def state_shapes(shaped: ShapedNetwork) -> dict[str, tuple[int, ...]]:
-    """The compiled model's `state_dict` keys and shapes, in its order, without allocating a tensor: each op's
-    module is built on torch's meta device (a few milliseconds for ResNet-50).  What `netspec diff` and
-    `netspec compat` compare; tests/test_diff.py checks it against real state_dicts."""
+    """The compiled model's `state_dict` keys and shapes, in its order, without allocating a tensor: the model is
+    built on torch's meta device, so the keys are its own — learnable tensors of a block before its children, as
+    PyTorch orders them.  What `netspec diff` and `netspec compat` compare; tests/test_diff.py checks it against
+    real state_dicts."""
     import torch
 
-    shapes: dict[str, tuple[int, ...]] = {}
     with torch.device("meta"):
-        for node, spec in module_specs(shaped).items():
-            for key, value in spec.build().state_dict().items():
-                shapes[f"{node}.{key}"] = tuple(value.shape)
-    return shapes
+        model = to_graph_module(shaped)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
