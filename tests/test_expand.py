@@ -382,3 +382,14 @@ def test_a_default_reading_a_missing_or_failed_argument_is_not_reported_again(tm
     assert first_lines(tmp_path, text + "  - blk: {d: \"${1 // 0}\"}\n") == {
         f"{net}:9:5: error: template `blk`: missing argument `c` (int)",
         f"{net}:9:14: error: in `${{1 // 0}}`: division by zero in `1 // 0`"}
+
+
+def test_an_output_given_as_a_number_is_a_located_error(tmp_path):
+    # A number is a name (an unnamed item's index), so it reaches name lookup and must be read as one.
+    text = (SPECS / "resnet18.yaml").read_text(encoding="utf-8")
+    path = write(tmp_path, text.replace("body:\n", "outputs:\n  logits: 0\nbody:\n", 1), "resnet18.yaml")
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "residual.yaml").write_text((SPECS / "blocks" / "residual.yaml").read_text())
+    with pytest.raises(SpecErrors) as caught:
+        shaped_network(path)
+    assert caught.value.errors[0].mark.file.endswith(".yaml")

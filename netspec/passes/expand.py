@@ -326,7 +326,9 @@ class _Walker:
                 ctx.fail("a `from:` expression must give a node's name", ref.mark,
                          expected="a name (text or a number)", found=describe(name))
             name = str(name)
-        node, _, part = name.rpartition(".")
+        if isinstance(name, int) and not isinstance(name, bool):  # `from: 3`: an unnamed item's number
+            name = str(name)
+        node, _, part = name.rpartition(".") if isinstance(name, str) else ("", "", "")
         if node and part.isdigit() and self.names.find(name) is None and self.names.find(node) is not None:
             return self.part(self.names.resolve(node, ref.mark, ctx), node, int(part), ref.mark, ctx)
         return self.names.resolve(name, ref.mark, ctx)
