@@ -305,6 +305,9 @@ def test_bash_completion_offers_commands_flags_choices_and_spec_names(capsys):
     assert complete(script, "netspec train --optimizer ") == ["sgd", "momentum", "adamw"]
     assert "googlenet" in complete(script, "netspec summary goog")
     assert complete(script, "netspec summary lenet --depth ") == []
+    for line in ("netspec diff goog", "netspec diff lenet goog", "netspec compat goog", "netspec view lenet --diff goog",
+                 "netspec new mynet --from goog"):
+        assert "googlenet" in complete(script, line), line
 
 
 def test_zsh_completion_is_the_bash_one_through_bashcompinit(capsys):
