@@ -20,7 +20,7 @@ from netspec.backends.summary import render_table, summarize
 from netspec.cli import main
 from netspec.errors import SpecErrors
 from netspec.ir import OUTPUT
-from netspec.ops.channel_affine import ChannelAffine
+from netspec.ops.modules import ChannelAffine
 from netspec.train import run
 from netspec.train.losses import classification_loss
 from netspec.train.recipe import RunOptions
