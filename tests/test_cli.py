@@ -232,7 +232,7 @@ def flags(command: str):
     return [a for a in build_parser().commands[command]._actions if a.option_strings and a.dest != "help"]
 
 
-@pytest.mark.parametrize("command", MINE + ("train", "eval", "export"))
+@pytest.mark.parametrize("command", MINE + ("train", "eval", "export", "diff", "compat", "new", "upgrade"))
 def test_every_flag_has_help_that_shows_its_default(command):
     lacking = [a.option_strings[0] for a in flags(command)
                if not a.help or "(default: " not in a.help and not a.required]   # a required flag has none
