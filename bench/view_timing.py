@@ -8,8 +8,8 @@ For each spec the page is built once (its size is reported), then opened `--repe
   the navigation's start);
 - expand: from a click on the first closed block (dispatched in the page, so Playwright's own messaging is not
   counted) to the second animation frame after it, when the opened level has been laid out and painted.
-Reported: min / median / max in milliseconds.  Needs Graphviz, Playwright and chromium (see tests/README or
-`make setup`).  Nothing here is a test: times vary with the machine and its load.
+Reported: min / median / max in milliseconds.  Needs Graphviz, Playwright and chromium (`make setup` installs
+them; docs/testing.md).  Nothing here is a test: times vary with the machine and its load.
 """
 
 from __future__ import annotations

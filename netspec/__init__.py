@@ -30,7 +30,7 @@ from typing import Mapping, Sequence, Union
 from netspec.backends.compat import Compat
 from netspec.backends.diff import SpecDiff
 from netspec.backends.limits import ModelTooLarge
-from netspec.backends.weights import WeightsError, WeightsFileError
+from netspec.backends.weights import WEIGHT_SUFFIXES, WeightsError, WeightsFileError
 from netspec.errors import Mark, SpecError, SpecErrors
 from netspec.frontend.syntax import Spec as ParsedSpec
 from netspec.ir import ShapedNetwork
@@ -43,7 +43,6 @@ __all__ = ["load", "load_spec", "shaped_network", "ShapedNetwork", "validate", "
            "diff", "compat", "train", "load_weights", "load_matching", "Compat", "SpecDiff", "Mark", "SpecError",
            "SpecErrors", "ModelTooLarge", "WeightsError", "WeightsFileError", "is_spec_text", "__version__"]
 Spec = Union[str, Path, Mapping, ShapedNetwork]  # a file, a built-in name, YAML text, a dict, or a shaped network
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 def is_spec_text(spec: str) -> bool:

@@ -232,7 +232,7 @@ def flags(command: str):
     return [a for a in build_parser().commands[command]._actions if a.option_strings and a.dest != "help"]
 
 
-@pytest.mark.parametrize("command", MINE + ("train", "eval", "export"))
+@pytest.mark.parametrize("command", MINE + ("train", "eval", "export", "diff", "compat", "new", "upgrade"))
 def test_every_flag_has_help_that_shows_its_default(command):
     lacking = [a.option_strings[0] for a in flags(command)
                if not a.help or "(default: " not in a.help and not a.required]   # a required flag has none
@@ -305,6 +305,9 @@ def test_bash_completion_offers_commands_flags_choices_and_spec_names(capsys):
     assert complete(script, "netspec train --optimizer ") == ["sgd", "momentum", "adamw"]
     assert "googlenet" in complete(script, "netspec summary goog")
     assert complete(script, "netspec summary lenet --depth ") == []
+    for line in ("netspec diff goog", "netspec diff lenet goog", "netspec compat goog", "netspec view lenet --diff goog",
+                 "netspec new mynet --from goog"):
+        assert "googlenet" in complete(script, line), line
 
 
 def test_zsh_completion_is_the_bash_one_through_bashcompinit(capsys):

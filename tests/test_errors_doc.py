@@ -1,5 +1,5 @@
 """docs/errors.md is generated from the bad-input catalogue (tools/errors_doc.py) and must not go stale; every
-case carries a category and a fix, and every category of the issue is covered."""
+case carries a category and a fix, and every category of tools/errors_doc.py is covered."""
 
 from __future__ import annotations
 

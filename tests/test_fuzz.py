@@ -240,11 +240,11 @@ YAML_TOKENS = ["netspec: 1\n", "name: n\n", "input: [1, 8, 8]\n", "body:\n", "bl
 
 
 TYPED = {"int": st.integers(-1, 9), "int2": st.one_of(st.integers(0, 5), st.lists(st.integers(0, 5), max_size=3)),
-         "bool": st.booleans(), "float": st.floats(-1, 2), "str": st.sampled_from(["torch", "formula", "tanh", "x"]),
+         "bool": st.booleans(), "float": st.floats(-1, 2),
+         "str": st.sampled_from(["torch", "formula", "tanh", "x", "last", "channels", "features", "all", "row"]),
          "padding": st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])), "size": st.integers(1, 9),
          "floats": st.one_of(st.floats(-2, 2), st.lists(st.floats(-2, 2), max_size=4)),
          "ints": st.lists(st.integers(-2, 4), max_size=5)}
-TYPED["str"] = st.sampled_from(["torch", "formula", "tanh", "x", "last", "channels", "features", "all", "row"])
 # Names and `from:`s that meet: parts of chunks (`h.1`, `h.7`), learnable tensors, names with `-`.
 ITEM_NAMES = ["h", "p", "a-b", "-x", "h.0"]
 REFS = ["h", "h.0", "h.1", "h.7", "p", "p.0", "a-b", "input"]

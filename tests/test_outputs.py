@@ -20,7 +20,7 @@ from netspec.backends.summary import render_table, summarize
 from netspec.cli import main
 from netspec.errors import SpecErrors
 from netspec.ir import OUTPUT
-from netspec.ops.channel_affine import ChannelAffine
+from netspec.ops.modules import ChannelAffine
 from netspec.train import run
 from netspec.train.losses import classification_loss
 from netspec.train.recipe import RunOptions
@@ -228,6 +228,17 @@ def test_an_unknown_or_repeated_output_is_a_located_error(names, message):
         netspec.load("imagenet/resnet18", outputs=names)
     assert message in str(caught.value.errors[0].message)
     assert caught.value.errors[0].mark.file.endswith("resnet18.yaml") and caught.value.errors[0].mark.line > 0
+
+
+@pytest.mark.parametrize("spec, name, message", [
+    ("imagenet/shufflenet_v2_x1_0", "stage2.1.halves", "output `stage2.1.halves` is a `chunk` with 2 parts"),
+    ("imagenet/convnext_tiny", "features.1.0.layer_scale", "is a learnable tensor, which has no batch dimension"),
+])
+def test_a_chunk_or_a_learnable_tensor_is_no_feature_map(spec, name, message):
+    with pytest.raises(SpecErrors) as caught:
+        netspec.load(spec, outputs=["features.0" if "convnext" in spec else "conv1", name])
+    assert len(caught.value.errors) == 1 and message in caught.value.errors[0].message
+    assert caught.value.errors[0].mark.file.endswith(spec.split("/")[1] + ".yaml")
 
 
 def test_the_cli_takes_outputs_and_refuses_an_unknown_one_with_exit_2(capsys):

@@ -263,6 +263,8 @@ def test_the_specs_recipe_can_hold_out_the_validation_split(tmp_path):
     (["--val-split", "1"], "val_split must be a fraction in [0, 1), got 1.0"),
     (["--val-split", "-0.1"], "val_split must be a fraction in [0, 1), got -0.1"),
     (["--val-split", "0.2", "--patience", "-1"], "patience must be ≥ 0 (0: no early stopping), got -1"),
+    (["--val-split", "0.1", "--subset", "3"], "val_split 0.1 of 3 training examples holds out 0; it must leave at "
+                                              "least one for validation and one for training"),
 ])
 def test_a_bad_split_or_patience_is_one_usage_line(tiny, tmp_path, capsys, flag, says):
     assert cli(tiny, "--data", "synthetic", "--epochs", "1", "--out", str(tmp_path / "runs"), *flag) == 2

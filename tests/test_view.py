@@ -116,7 +116,7 @@ def test_a_template_call_links_to_its_call_and_to_its_definition(tmp_path_factor
 
 
 @needs_dot
-@pytest.mark.parametrize("spec", ["imagenet/densenet121", "imagenet/googlenet"])
+@pytest.mark.parametrize("spec", ["imagenet/densenet121", "imagenet/googlenet", "imagenet/efficientnet_b0"])  # the largest
 def test_a_page_is_self_contained_and_under_a_megabyte(spec, tmp_path_factory):
     text, data = built(spec, tmp_path_factory)
     assert len(text.encode("utf-8")) < 1_000_000

@@ -25,10 +25,10 @@ import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from netspec.backends.compat import SHOWN, Compat, Reshaped, compare, render, rename_key
+from netspec.backends.compat import SHOWN, Compat, compare, render, rename_key
 
-Mismatch = Reshaped   # the name this module used first
-__all__ = ["SHOWN", "Compat", "Mismatch", "WeightsError", "WeightsFileError", "load_matching", "load_weights",
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")  # a path ending so names weights, not a spec
+__all__ = ["SHOWN", "Compat", "WEIGHT_SUFFIXES", "WeightsError", "WeightsFileError", "load_matching", "load_weights",
            "plan", "read_weights_file", "rename_key", "shapes_of"]
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from netspec.backends.weights import WEIGHT_SUFFIXES
 from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides
 from netspec.errors import SpecErrors
 
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 EXIT_CODE_HELP = "exit 1 when {what} (as `git diff --exit-code`) (default: exit 0 either way)"
 
 

@@ -14,7 +14,7 @@ from netspec.frontend.yaml_source import MAX_FILE_BYTES, MAX_VALUES, Document, M
 
 MAX_IMPORTS = 200
 # A spec and everything it imports, together: without a shared bound, 200 imports at the per-file limits took
-# 20 s to refuse (found by tests/test_bounds.py).  The largest zoo spec and its imports hold ~1,000 values.
+# 20 s to refuse (found by tests/test_bounds.py).  The largest zoo spec and its imports hold ~1,850 values.
 MAX_TOTAL_BYTES = MAX_FILE_BYTES
 MAX_TOTAL_VALUES = MAX_VALUES
 MAX_IMPORT_ERRORS = 10          # then stop reading imports: 200 files each refused at the limits took 3 s

@@ -15,7 +15,7 @@ import yaml
 from netspec.errors import Mark, Note, SpecError, SpecErrors, display_path
 
 MAX_FILE_BYTES = 4 << 20        # a spec is a few KB; refuse before parsing anything huge
-MAX_VALUES = 20_000             # values after alias expansion: 25× the largest zoo spec; a "billion laughs" stops here
+MAX_VALUES = 20_000             # values after alias expansion: 13× the largest zoo file; a "billion laughs" stops here
 MAX_DEPTH = 64                  # nesting of mappings/lists
 
 SCALAR_TAGS = {

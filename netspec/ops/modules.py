@@ -1,5 +1,6 @@
 """netspec's own nn.Module classes: ops whose torch side no torch.nn class gives (FormulaBatchNorm, larger and
-with its own documentation, lives in formula_bn.py).  The tensor ops' modules (Permute, Reshape, Chunk) take
+with its own documentation, lives in formula_bn.py).  ChannelAffine is the `affine` op's fixed per-channel scale
+and shift (torchvision's Inception-v3 `transform_input`).  The tensor ops' modules (Permute, Reshape, Chunk) take
 dims and shapes of the batched tensor, as PyTorch's own calls do; the op entries translate from the spec's
 batch-less dims.
 
@@ -101,3 +102,24 @@ class ChannelLayerNorm(nn.LayerNorm):
         x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         back = [0, x.dim() - 1] + list(range(1, x.dim() - 1))
         return x.permute(*back)
+
+
+class ChannelAffine(nn.Module):
+    """y = x·scale + shift per channel (dim 1), with constants fixed when the network is built.
+
+    The constants are non-persistent buffers: not parameters (nothing learns them), not in the state_dict (a
+    checkpoint holds what training changes, and torchvision's Inception-v3 keys load strictly), yet moved and
+    cast with the module (`.to(device)`, `.half()`).
+    """
+
+    def __init__(self, scale: list[float], shift: list[float], num_dims: int):
+        super().__init__()
+        per_channel = (1, -1) + (1,) * (num_dims - 2)  # broadcasts a [C] vector against x
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).reshape(per_channel), persistent=False)
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).reshape(per_channel), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale.flatten().tolist()}, shift={self.shift.flatten().tolist()}"

@@ -86,7 +86,7 @@ def _affine_shape(args: Args, ins: list[Shape]) -> Shape:
 
 
 def _affine_module(args: Args, ins: list[Shape]) -> ModuleSpec:
-    from netspec.ops.channel_affine import ChannelAffine  # imports torch: only when a module is wanted
+    from netspec.ops.modules import ChannelAffine  # imports torch: only when a module is wanted
     channels = ins[0][0]
     values = {k: v * channels if len(v) == 1 else v for k, v in _affine_values(args, channels).items()}
     return ModuleSpec(ChannelAffine, (values["scale"], values["shift"], len(ins[0]) + 1))

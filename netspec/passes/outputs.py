@@ -15,6 +15,7 @@ import networkx as nx
 
 from netspec.errors import SpecError, SpecErrors, did_you_mean
 from netspec.ir import INPUT, LIST, OUTPUT, Node, Output, ShapedNetwork, build_network
+from netspec.ops import OPS
 from netspec.passes import shapes
 
 
@@ -36,6 +37,11 @@ def select_outputs(shaped: ShapedNetwork, names: Sequence[str]) -> ShapedNetwork
                                     "top-level names: " + ", ".join(network.names)))
             continue
         node = known[name]
+        refused = _not_a_feature(network.nodes[node], name)
+        if refused:
+            errors.append(SpecError(refused[0], mark, expected="a node whose output is one batched tensor",
+                                    found=f"`{name}`", hint=refused[1]))
+            continue
         if node in seen:
             errors.append(SpecError(f"output `{name}` is asked for twice" + (
                 f" (`{seen[node]}` is the same node)" if seen[node] != name else ""), mark,
@@ -55,3 +61,15 @@ def select_outputs(shaped: ShapedNetwork, names: Sequence[str]) -> ShapedNetwork
                            scopes=MappingProxyType(scopes), outputs=tuple(chosen), returns=LIST,
                            names=MappingProxyType({k: v for k, v in network.names.items() if v in keep}))
     return shapes.infer(pruned)
+
+
+def _not_a_feature(node: Node, name: str) -> tuple[str, str] | None:
+    """(message, hint) when `node`'s output is not one batched tensor, as a spec's own `from:` refuses it too:
+    a chunk's parts are read one by one, and a learnable tensor has no batch dimension."""
+    if node.op == "parameter":
+        return (f"output `{name}` is a learnable tensor, which has no batch dimension",
+                "ask for the node that applies it (the `mul` that reads it), or the block around it")
+    if node.is_op and OPS[node.op].outputs is not None:
+        return (f"output `{name}` is a `{node.op}` with {OPS[node.op].outputs(node.args)} parts, not one tensor",
+                "ask for the nodes that read its parts, or the block around it")
+    return None

@@ -24,6 +24,7 @@ from netspec.ir import ShapedNetwork
 from netspec.train import checkpoint, devices, distributed, files, loop, rundir
 from netspec.train.restore import restore, restore_aug_generator, restore_rank
 from netspec.train.data import DataSet, load_dataset
+from netspec.train.datasets import DataError
 from netspec.train.distributed import Dist
 from netspec.train.recipe import Recipe, RecipeError, RunOptions, check, from_json, resolve
 from netspec.train.rundir import SpecFiles
@@ -118,7 +119,11 @@ def input_size(shape: tuple, recipe: Recipe) -> tuple[int, int]:
 def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tuple,
                  given: DataSet | None = None) -> DataSet:
     data = given if given is not None else load_dataset(recipe.data, shape, options.data_dir, options.download)
-    data = data.subset(options.subset).split_val(recipe.val_split)
+    data = data.subset(options.subset)
+    try:
+        data = data.split_val(recipe.val_split)
+    except DataError as err:  # the fraction does not fit the data (or the --subset) the user chose: a usage error
+        raise RecipeError(str(err)) from None
     if recipe.patience and not data.has_val:
         raise RecipeError("patience stops on the validation accuracy; this run has no validation set (add "
                           "--val-split FRACTION)")
