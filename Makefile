@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Installed before the project: pip takes this exact version from local disk as a CPU build,
-# so the project's `torch>=2.1` is already met and no multi-GB CUDA build is downloaded.
+# so the project's `torch>=2.2` is already met and no multi-GB CUDA build is downloaded.
 TORCH   := torch==2.13.0
 APT_PKGS := graphviz dataset-fashion-mnist chromium
 MODEL   ?= googlenet

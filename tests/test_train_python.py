@@ -147,3 +147,14 @@ def test_fashion_mnist_tensors_from_python_train_with_their_class_names(tmp_path
 
     again = evaluate_on(result.model, fm.test_x[:256], fm.test_y[:256], (28, 28), 1024)   # the kept weights
     assert result.test["examples"] == 256 and result.test["test_acc"] == again[1]
+
+
+def test_a_class_count_mismatch_from_python_is_explained_in_python_terms(spec, tmp_path):
+    from netspec.train.recipe import RecipeError
+
+    images, labels = three_classes(16, 0)
+    with pytest.raises(RecipeError) as caught:
+        netspec.train(spec, train_data=(images, labels % 2), out=str(tmp_path), **SETTINGS)
+    assert str(caught.value) == ("the data given from Python has 2 classes but the network outputs [3]; they must "
+                                 "be equal, e.g. `netspec.train(spec, …, params={'num_classes': 2})`")
+    assert "--set" not in str(caught.value) and not (tmp_path / "runs").exists()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The default limit: 2·10⁹ parameters, 8 GB of float32 weights.  The zoo's largest network (VGG-16) has 1.4·10⁸,
-# GPT-2 XL has 1.5·10⁹; a CNN spec past this is almost surely a mistake (a missing pool before `flatten`), and a
-# network really that large is asked for with --max-params (or `max_params=` in Python).
+# The default limit: 2·10⁹ parameters, 8 GB of float32 weights.  The zoo's largest network (torchvision's VGG-11)
+# has 1.3·10⁸, GPT-2 XL has 1.5·10⁹; a CNN spec past this is almost surely a mistake (a missing pool before
+# `flatten`), and a network really that large is asked for with --max-params (or `max_params=` in Python).
 DEFAULT_MAX_PARAMS = 2_000_000_000
 BYTES_PER_PARAM = 4  # float32, as built; batchnorm's running statistics (two per channel) are not counted
 CGROUP = Path("/sys/fs/cgroup")

@@ -131,7 +131,7 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(f"val_split must be a fraction in [0, 1), got {recipe.val_split}")
     if recipe.patience < 0:
         raise RecipeError(f"patience must be ≥ 0 (0: no early stopping), got {recipe.patience}")
-    if recipe.patience and not recipe.val_split and not recipe.data.startswith(("folder:", "python")):
+    if recipe.patience and not recipe.val_split and not (recipe.data.startswith("folder:") or recipe.data == PYTHON_DATA):
         raise RecipeError("patience stops on the validation accuracy; this run has no validation split "
                           "(add --val-split FRACTION)")
     # Whole numbers past these failed inside torch (an int64 overflow) with an internal error.

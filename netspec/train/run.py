@@ -26,7 +26,7 @@ from netspec.train.restore import restore, restore_aug_generator, restore_rank
 from netspec.train.data import DataSet, load_dataset
 from netspec.train.datasets import DataError
 from netspec.train.distributed import Dist
-from netspec.train.recipe import Recipe, RecipeError, RunOptions, check, from_json, resolve
+from netspec.train.recipe import PYTHON_DATA, Recipe, RecipeError, RunOptions, check, from_json, resolve
 from netspec.train.rundir import SpecFiles
 
 
@@ -135,8 +135,11 @@ def checked_data(recipe: Recipe, options: RunOptions, shape: tuple, output: tupl
         raise RecipeError(f"train fits image classifiers: the network must output [classes], but this one outputs "
                           f"{list(output)} (one value per pixel, or per position, has no label in {data.name})")
     if output[0] != len(data.classes):  # more outputs than classes trained silently on classes that never occur
-        raise RecipeError(f"{data.name} has {len(data.classes)} classes but the network outputs {list(output)}; "
-                          f"they must be equal, e.g. `--set num_classes={len(data.classes)}`")
+        fix = (f"`netspec.train(spec, …, params={{'num_classes': {len(data.classes)}}})`"
+               if data.name == PYTHON_DATA else f"`--set num_classes={len(data.classes)}`")
+        what = "the data given from Python" if data.name == PYTHON_DATA else data.name
+        raise RecipeError(f"{what} has {len(data.classes)} classes but the network outputs {list(output)}; "
+                          f"they must be equal, e.g. {fix}")
     return data
 
 
