@@ -95,3 +95,11 @@ def shaped_for_output(ref: str, overrides: dict, out: Path | None):
                              "choose another output file")
         check_target(out)
     return shape_documents(documents, overrides)
+
+
+def check_dot_flags(args) -> None:
+    """`--max-boxes` and `--timeout`, which draw and view share: Graphviz's bounds."""
+    if args.max_boxes < 1:
+        raise UsageError(f"--max-boxes must be 1 or more, got {args.max_boxes}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")

@@ -48,17 +48,15 @@ def register(sub, add_set_flag) -> None:
 
 
 def cmd_draw(args) -> int:
-    from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides, shaped_for_output
+    from netspec.cli.common import (EXIT_FAILURE, EXIT_OK, UsageError, check_dot_flags, parse_overrides,
+                                    shaped_for_output)
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"-o {out}: the suffix picks the format: " + ", ".join(f".{f}" for f in FORMATS))
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 or more, got {args.depth}")
-    if args.max_boxes < 1:
-        raise UsageError(f"--max-boxes must be 1 or more, got {args.max_boxes}")
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    check_dot_flags(args)
     overrides = parse_overrides(args.set)
 
     from netspec.backends.draw.dot import DotFailed, DotMissing, DotTimedOut, to_digraph, write_diagram

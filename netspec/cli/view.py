@@ -38,15 +38,13 @@ def register(sub, add_set_flag) -> None:
 
 
 def cmd_view(args) -> int:
-    from netspec.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_overrides, shaped_for_output
+    from netspec.cli.common import (EXIT_FAILURE, EXIT_OK, UsageError, check_dot_flags, parse_overrides,
+                                    shaped_for_output)
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"-o {out}: the page is HTML: name it .html")
-    if args.max_boxes < 1:
-        raise UsageError(f"--max-boxes must be 1 or more, got {args.max_boxes}")
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    check_dot_flags(args)
     overrides = parse_overrides(args.set)
 
     from netspec.backends.draw.dot import DotFailed, DotMissing, DotTimedOut
