@@ -54,6 +54,17 @@ def save(path: Path, checkpoint: Mapping[str, object]) -> Path:
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
+def file_of(ref: str | Path, names: tuple[str, ...] = ("best.pt", "last.pt")) -> Path:
+    """A file as given, or for a run folder the first of `names` it holds (best weights before last)."""
+    path = Path(ref)
+    if path.is_dir():
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no {', '.join(names[:-1])} or {names[-1]} in this folder (is it a run folder?)")
+    return path
+
+
 def load(path: Path, needs: tuple[str, ...] = ("model",)) -> dict:
     """A netspec checkpoint, read on the CPU without running code (see netspec.backends.weights.read_weights_file); one
     CheckpointError line for a missing, damaged, refused or foreign file, or one that lacks a key in `needs`."""

@@ -50,13 +50,7 @@ class Loaded:
 
 def checkpoint_of(ref: str | Path) -> Path:
     """A checkpoint file, or a run folder's best.pt (its last.pt when no epoch has finished)."""
-    path = Path(ref)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise checkpoint.CheckpointError(f"{path}: no best.pt or last.pt (is this a run folder?)")
-    return path
+    return checkpoint.file_of(ref)
 
 
 def load_run(ref: str | Path, max_params: int | None = None) -> Loaded:

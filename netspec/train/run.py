@@ -172,14 +172,8 @@ def init_weights(model: nn.Module, ref: str) -> Compat:
 
 
 def weights_path(ref: str) -> Path:
-    """A weights file, or a run folder (its best weights)."""
-    path = Path(ref)
-    if path.is_dir():
-        for name in ("model.safetensors", "best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise checkpoint.CheckpointError(f"{path}: no model.safetensors, best.pt or last.pt in this folder")
-    return path
+    """A weights file, or a run folder's exported or best weights."""
+    return checkpoint.file_of(ref, ("model.safetensors", "best.pt", "last.pt"))
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
