@@ -54,3 +54,14 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 60, python_args: tupl
 def run_python(code: str, cwd: Path = REPO, timeout: float = 60) -> subprocess.CompletedProcess:
     """A snippet in a fresh interpreter (for checks on what a command imports)."""
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def keep_thread_count():
+    """Training runs in tests use one thread (2-core machines shared with other jobs slow down badly with more);
+    the process-wide setting is put back for the modules after them.  Used by a module's `pytestmark`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

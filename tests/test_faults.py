@@ -31,11 +31,7 @@ KILLED = {**FLAGS, "val_split": 0.25}
 STEPS_PER_EPOCH = 1536 // 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def options(out: Path) -> RunOptions:

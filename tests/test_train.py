@@ -28,13 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data": "synthetic", "epochs": 2, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    """Runs here use one thread (2-core machines shared with other jobs slow down badly with more); the
-    process-wide setting is put back for the tests after these."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def options(tmp_path: Path, **kw) -> RunOptions:

@@ -22,11 +22,7 @@ TINY = ("netspec: 1\nname: tiny\nparams: {classes: 10}\ninput: [1, 8, 8]\nbody:\
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def train(tmp: Path, recipe: dict, **params) -> Path:

@@ -26,11 +26,7 @@ FLAGS = {"data": "synthetic", "epochs": 3, "batch_size": 32, "lr": 0.2, "optimiz
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def start(tmp: Path, ui=None, **flags) -> run.Result:

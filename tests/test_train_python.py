@@ -23,11 +23,7 @@ TINY = ("netspec: 1\nname: tiny\nparams: {classes: 3}\ninput: [1, 8, 8]\nbody:\n
 SETTINGS = {"epochs": 2, "batch_size": 16, "lr": 0.2, "optimizer": "momentum", "device": "cpu", "threads": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 @pytest.fixture(scope="module")

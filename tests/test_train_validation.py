@@ -23,11 +23,7 @@ FLAGS = {"data": "synthetic", "epochs": 3, "batch_size": 32, "lr": 0.2, "optimiz
          "augment": "flip,crop"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def keep_thread_count():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 @pytest.fixture(scope="module")
